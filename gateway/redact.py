@@ -31,12 +31,13 @@ class Redactor:
     """Removes URL userinfo and every registered secret from text."""
 
     def __init__(self) -> None:
-        self._secrets: set[str] = set()
+        # Replaced, never mutated: threads add secrets while others iterate (copy-on-write).
+        self._secrets: frozenset[str] = frozenset()
 
     def add(self, secret: str | None) -> None:
-        # Very short secrets would mask ordinary words; they are refused at the API edge.
-        if secret and len(secret) >= 4:
-            self._secrets.add(secret)
+        # Very short secrets would mask ordinary words.
+        if secret and len(secret) >= 4 and secret not in self._secrets:
+            self._secrets = self._secrets | {secret}
 
     def __call__(self, text: str) -> str:
         text = _USERINFO.sub(lambda m: f"{m['scheme']}{_MASK}@", text)

@@ -1,0 +1,56 @@
+"""The camera catalog: GB/T 28181 / GB/T 2260 codes, records, and their SQLite store."""
+
+from gateway.catalog.codes import (
+    ALARM_INPUT_TYPES,
+    CAMERA_TYPES,
+    DEVICE_TYPES,
+    FRONT_END_TYPES,
+    DeviceCode,
+    InvalidCode,
+    InvalidDeviceCode,
+    InvalidRegionCode,
+    RegionCode,
+    RegionLevel,
+    is_within,
+    parse_device_code,
+    parse_region_code,
+)
+from gateway.catalog.models import (
+    Camera,
+    CameraClass,
+    Origin,
+    PublicSource,
+    RecordingPolicy,
+    Region,
+    RegionNode,
+    Sector,
+    StreamSource,
+)
+from gateway.catalog.store import UPDATABLE_FIELDS, CatalogStore
+
+__all__ = [
+    "ALARM_INPUT_TYPES",
+    "CAMERA_TYPES",
+    "DEVICE_TYPES",
+    "FRONT_END_TYPES",
+    "UPDATABLE_FIELDS",
+    "Camera",
+    "CameraClass",
+    "CatalogStore",
+    "DeviceCode",
+    "InvalidCode",
+    "InvalidDeviceCode",
+    "InvalidRegionCode",
+    "Origin",
+    "PublicSource",
+    "RecordingPolicy",
+    "Region",
+    "RegionCode",
+    "RegionLevel",
+    "RegionNode",
+    "Sector",
+    "StreamSource",
+    "is_within",
+    "parse_device_code",
+    "parse_region_code",
+]

@@ -1,0 +1,544 @@
+"""The catalog, persisted in SQLite.
+
+All database work runs in one dedicated worker thread that owns the connection: the event
+loop never waits on disk, and a single thread serialises every statement, so the store needs
+no locks of its own. Writes also take SQLite's write lock up front (``BEGIN IMMEDIATE``), so
+a check and the write that depends on it are atomic even against another process (the CLI)
+on the same file. The file is in WAL mode: readers in other processes do not block the
+gateway's writes.
+
+Timestamps and ``origin`` belong to the store: whatever a caller puts in them is replaced
+on write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+
+from gateway.catalog.codes import parse_device_code, parse_region_code
+from gateway.catalog.models import (
+    Camera,
+    CameraClass,
+    Origin,
+    Region,
+    RegionNode,
+    Sector,
+    StreamSource,
+)
+from gateway.errors import Conflict, InvalidInput, NotFound
+
+__all__ = ["SCHEMA_VERSION", "UPDATABLE_FIELDS", "CatalogStore"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+# _MIGRATIONS[n] takes the schema from ``PRAGMA user_version`` n to n + 1. Append new steps;
+# never edit a released one, since databases in the field have already run it.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE regions (
+        code   TEXT PRIMARY KEY,
+        name   TEXT NOT NULL,
+        parent TEXT REFERENCES regions (code)
+    );
+    CREATE INDEX regions_parent ON regions (parent);
+    CREATE TABLE cameras (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        camera_class TEXT NOT NULL,
+        region       TEXT NOT NULL REFERENCES regions (code),
+        owner_unit   TEXT NOT NULL,
+        sector       TEXT NOT NULL,
+        lat          REAL,
+        lon          REAL,
+        main_url     TEXT NOT NULL,
+        sub_url      TEXT,
+        -- The credential pair, kept together so that encrypting it is one migration.
+        username     TEXT,
+        password     TEXT,
+        recording    TEXT NOT NULL,
+        tags         TEXT NOT NULL,
+        origin       TEXT NOT NULL CHECK (origin IN ('config', 'api')),
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX cameras_region ON cameras (region);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_CAMERA_COLUMNS = (
+    "id",
+    "name",
+    "camera_class",
+    "region",
+    "owner_unit",
+    "sector",
+    "lat",
+    "lon",
+    "main_url",
+    "sub_url",
+    "username",
+    "password",
+    "recording",
+    "tags",
+    "origin",
+    "created_at",
+    "updated_at",
+)
+# One statement for insert and update, so create, upsert and PATCH write rows alike.
+_SAVE_CAMERA = (
+    f"INSERT INTO cameras ({', '.join(_CAMERA_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _CAMERA_COLUMNS)}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _CAMERA_COLUMNS if c != "id")
+)
+_FIXED_FIELDS = frozenset({"id", "origin", "created_at", "updated_at"})
+UPDATABLE_FIELDS = frozenset(f.name for f in fields(Camera)) - _FIXED_FIELDS
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit mode: transactions are opened explicitly by _transaction, not guessed by
+    # the sqlite3 module.
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 5000")  # another process may hold the write lock
+        _migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"catalog database has schema version {version}; this gateway knows up to "
+            f"{SCHEMA_VERSION}: it was written by a newer release"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        try:
+            db.executescript(
+                f"BEGIN IMMEDIATE; {_MIGRATIONS[target - 1]}; "
+                f"PRAGMA user_version = {target}; COMMIT;"
+            )
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection, *, write: bool) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _camera_row(camera: Camera) -> dict[str, Any]:
+    source = camera.source
+    return {
+        "id": camera.id,
+        "name": camera.name,
+        "camera_class": camera.camera_class.value,
+        "region": camera.region,
+        "owner_unit": camera.owner_unit,
+        "sector": camera.sector.value,
+        "lat": camera.lat,
+        "lon": camera.lon,
+        "main_url": source.main_url,
+        "sub_url": source.sub_url,
+        "username": source.username,
+        "password": source.password,
+        "recording": camera.recording.value,
+        "tags": json.dumps(list(camera.tags), ensure_ascii=False),
+        "origin": camera.origin.value,
+        "created_at": camera.created_at.isoformat(),
+        "updated_at": camera.updated_at.isoformat(),
+    }
+
+
+def _camera_from_row(row: sqlite3.Row) -> Camera:
+    source = StreamSource(
+        main_url=row["main_url"],
+        sub_url=row["sub_url"],
+        username=row["username"],
+        password=row["password"],
+    )
+    return Camera(
+        id=row["id"],
+        name=row["name"],
+        camera_class=row["camera_class"],
+        region=row["region"],
+        owner_unit=row["owner_unit"],
+        sector=row["sector"],
+        source=source,
+        lat=row["lat"],
+        lon=row["lon"],
+        recording=row["recording"],
+        tags=tuple(json.loads(row["tags"])),
+        origin=row["origin"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _fetch_camera(db: sqlite3.Connection, camera_id: str) -> Camera | None:
+    row = db.execute("SELECT * FROM cameras WHERE id = ?", (camera_id,)).fetchone()
+    return None if row is None else _camera_from_row(row)
+
+
+def _get_camera(db: sqlite3.Connection, camera_id: str) -> Camera:
+    camera = _fetch_camera(db, camera_id)
+    if camera is None:
+        raise NotFound(f"camera {camera_id} does not exist")
+    return camera
+
+
+def _fetch_region(db: sqlite3.Connection, code: str) -> Region | None:
+    row = db.execute("SELECT code, name FROM regions WHERE code = ?", (code,)).fetchone()
+    return None if row is None else Region(code=row["code"], name=row["name"])
+
+
+def _get_region(db: sqlite3.Connection, code: str) -> Region:
+    region = _fetch_region(db, code)
+    if region is None:
+        raise NotFound(f"region {code} does not exist")
+    return region
+
+
+def _require_region(db: sqlite3.Connection, code: str, *, field: str) -> None:
+    """A reference to a region that must already be in the catalog (422, not 404)."""
+    if _fetch_region(db, code) is None:
+        raise InvalidInput(
+            f"region {code} is not in the catalog; create it first",
+            field=field,
+            code="unknown_region",
+        )
+
+
+def _save_region(db: sqlite3.Connection, region: Region) -> None:
+    if region.parent is not None:
+        _require_region(db, region.parent, field="code")
+    db.execute(
+        "INSERT INTO regions (code, name, parent) VALUES (?, ?, ?) "
+        "ON CONFLICT (code) DO UPDATE SET name = excluded.name",
+        (region.code, region.name, region.parent),
+    )
+
+
+def _all_cameras(db: sqlite3.Connection) -> list[Camera]:
+    return [_camera_from_row(row) for row in db.execute("SELECT * FROM cameras ORDER BY id")]
+
+
+class CatalogStore:
+    """Cameras and regions in one SQLite file. Create with ``await CatalogStore.open(path)``."""
+
+    def __init__(self, executor: ThreadPoolExecutor, db: sqlite3.Connection) -> None:
+        self._executor = executor
+        self._db = db
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path) -> CatalogStore:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
+        try:
+            # sqlite3 connections belong to the thread that made them: make it in the worker.
+            db = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, db)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Queued behind any calls still pending, which therefore complete first.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
+        self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _call(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        if self._closed:
+            raise RuntimeError("the catalog store is closed")
+        loop = asyncio.get_running_loop()
+        # A caller that is cancelled stops waiting; its statement still runs, in order.
+        return await loop.run_in_executor(self._executor, partial(work, self._db, *args, **kwargs))
+
+    # --- regions -------------------------------------------------------------------------
+
+    async def create_region(self, region: Region) -> Region:
+        """Add a region; its parent (for a township or village) must exist already."""
+        return await self._call(self._create_region, region)
+
+    @staticmethod
+    def _create_region(db: sqlite3.Connection, region: Region) -> Region:
+        with _transaction(db, write=True):
+            if _fetch_region(db, region.code) is not None:
+                raise Conflict(f"region {region.code} already exists")
+            _save_region(db, region)
+        return region
+
+    async def upsert_region(self, region: Region) -> Region:
+        """Create the region or rename it: for regions declared in the config file."""
+        return await self._call(self._upsert_region, region)
+
+    @staticmethod
+    def _upsert_region(db: sqlite3.Connection, region: Region) -> Region:
+        with _transaction(db, write=True):
+            _save_region(db, region)
+        return region
+
+    async def update_region(self, code: str, name: str) -> Region:
+        parse_region_code(code, field="code")
+        return await self._call(self._update_region, code, name)
+
+    @staticmethod
+    def _update_region(db: sqlite3.Connection, code: str, name: str) -> Region:
+        with _transaction(db, write=True):
+            region = replace(_get_region(db, code), name=name)
+            db.execute("UPDATE regions SET name = ? WHERE code = ?", (region.name, code))
+        return region
+
+    async def delete_region(self, code: str) -> None:
+        """Delete a region; refused (Conflict) while cameras or sub-regions reference it."""
+        parse_region_code(code, field="code")
+        await self._call(self._delete_region, code)
+
+    @staticmethod
+    def _delete_region(db: sqlite3.Connection, code: str) -> None:
+        with _transaction(db, write=True):
+            _get_region(db, code)
+            cameras = db.execute("SELECT count(*) FROM cameras WHERE region = ?", (code,))
+            children = db.execute("SELECT count(*) FROM regions WHERE parent = ?", (code,))
+            n_cameras, n_children = cameras.fetchone()[0], children.fetchone()[0]
+            if n_cameras or n_children:
+                raise Conflict(
+                    f"region {code} is still referenced by {n_cameras} camera(s) and "
+                    f"{n_children} sub-region(s); move or delete them first"
+                )
+            db.execute("DELETE FROM regions WHERE code = ?", (code,))
+
+    async def get_region(self, code: str) -> Region:
+        parse_region_code(code, field="code")
+        return await self._call(_get_region, code)
+
+    async def list_regions(self) -> list[Region]:
+        """All regions ordered by code, so each parent comes before its children."""
+        return await self._call(self._list_regions)
+
+    @staticmethod
+    def _list_regions(db: sqlite3.Connection) -> list[Region]:
+        rows = db.execute("SELECT code, name FROM regions ORDER BY code")
+        return [Region(code=row["code"], name=row["name"]) for row in rows]
+
+    async def region_tree(self) -> list[RegionNode]:
+        """The counties, each with its townships, each with its villages."""
+        roots: list[RegionNode] = []
+        nodes: dict[str, RegionNode] = {}
+        for region in await self.list_regions():
+            node = nodes[region.code] = RegionNode(region)
+            # Parents exist (enforced on create) and sort first (their code is a prefix).
+            siblings = roots if region.parent is None else nodes[region.parent].children
+            siblings.append(node)
+        return roots
+
+    # --- cameras -------------------------------------------------------------------------
+
+    async def create_camera(self, camera: Camera) -> Camera:
+        """Add a camera through the API (origin ``api``); Conflict if the id is taken."""
+        return await self._call(self._create_camera, camera)
+
+    @staticmethod
+    def _create_camera(db: sqlite3.Connection, camera: Camera) -> Camera:
+        now = _now()
+        camera = replace(camera, origin=Origin.API, created_at=now, updated_at=now)
+        with _transaction(db, write=True):
+            if _fetch_camera(db, camera.id) is not None:
+                raise Conflict(f"camera {camera.id} already exists")
+            _require_region(db, camera.region, field="region")
+            db.execute(_SAVE_CAMERA, _camera_row(camera))
+        return camera
+
+    async def upsert_camera(self, camera: Camera) -> Camera:
+        """Declare a camera from the config file (origin ``config``).
+
+        The config is the authority for the cameras it declares: an existing camera with
+        the same id is overwritten and becomes config-owned. Re-applying an unchanged
+        declaration (every start) writes nothing and keeps ``updated_at``.
+        """
+        return await self._call(self._upsert_camera, camera)
+
+    @staticmethod
+    def _upsert_camera(db: sqlite3.Connection, camera: Camera) -> Camera:
+        now = _now()
+        with _transaction(db, write=True):
+            _require_region(db, camera.region, field="region")
+            existing = _fetch_camera(db, camera.id)
+            if existing is None:
+                camera = replace(camera, origin=Origin.CONFIG, created_at=now, updated_at=now)
+            else:
+                camera = replace(
+                    camera,
+                    origin=Origin.CONFIG,
+                    created_at=existing.created_at,
+                    updated_at=existing.updated_at,
+                )
+                if camera == existing:
+                    return existing
+                camera = replace(camera, updated_at=now)
+            db.execute(_SAVE_CAMERA, _camera_row(camera))
+        return camera
+
+    async def prune_config_cameras(self, keep: Collection[str]) -> list[str]:
+        """Delete config-declared cameras whose ids are not in ``keep``; return their ids.
+
+        Run after upserting the config's cameras, so a camera removed from the file leaves
+        the catalog; cameras created through the API are never touched.
+        """
+        return await self._call(self._prune_config_cameras, keep)
+
+    @staticmethod
+    def _prune_config_cameras(db: sqlite3.Connection, keep: Collection[str]) -> list[str]:
+        with _transaction(db, write=True):
+            rows = db.execute(
+                "DELETE FROM cameras WHERE origin = 'config' "
+                "AND id NOT IN (SELECT value FROM json_each(?)) RETURNING id",
+                (json.dumps(list(keep)),),
+            ).fetchall()
+        return sorted(row["id"] for row in rows)
+
+    async def get_camera(self, camera_id: str) -> Camera:
+        parse_device_code(camera_id, field="id")
+        return await self._call(_get_camera, camera_id)
+
+    async def all_cameras(self) -> list[Camera]:
+        """Every camera, ordered by id (start-up, metrics, region counts)."""
+        return await self._call(_all_cameras)
+
+    async def list_cameras(
+        self,
+        *,
+        camera_class: CameraClass | None = None,
+        region: str | None = None,
+        sector: Sector | None = None,
+        ids: Collection[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Camera], int]:
+        """One page of cameras ordered by id, and the total number that match.
+
+        ``region`` selects its whole subtree: a county returns the cameras of its
+        townships and villages too. ``ids`` restricts to those cameras (the API's status
+        filter passes the ids the hub reports in that state).
+        """
+        if limit < 0:
+            raise InvalidInput("limit must not be negative", field="limit")
+        if offset < 0:
+            raise InvalidInput("offset must not be negative", field="offset")
+        clauses: list[str] = []
+        params: list[object] = []
+        if camera_class is not None:
+            clauses.append("camera_class = ?")
+            params.append(str(camera_class))
+        if region is not None:
+            parse_region_code(region, field="region")
+            # A subtree is every code starting with the region's (see codes.is_within);
+            # GLOB, unlike LIKE, is case-sensitive and so can use the index on region.
+            clauses.append("region GLOB ?")
+            params.append(region + "*")
+        if sector is not None:
+            clauses.append("sector = ?")
+            params.append(str(sector))
+        if ids is not None:
+            # json_each has no bound-parameter limit, unlike "IN (?, ?, ...)".
+            clauses.append("id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(ids)))
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return await self._call(self._list_cameras, where, params, limit, offset)
+
+    @staticmethod
+    def _list_cameras(
+        db: sqlite3.Connection, where: str, params: list[object], limit: int, offset: int
+    ) -> tuple[list[Camera], int]:
+        # One read transaction: the page and the total come from the same snapshot.
+        with _transaction(db, write=False):
+            total: int = db.execute(f"SELECT count(*) FROM cameras{where}", params).fetchone()[0]
+            rows = db.execute(
+                f"SELECT * FROM cameras{where} ORDER BY id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return [_camera_from_row(row) for row in rows], total
+
+    async def update_camera(self, camera_id: str, **changes: Any) -> Camera:
+        """Change some fields of a camera (a PATCH); the result is validated as a whole.
+
+        ``changes`` are :class:`Camera` fields other than id, origin and the timestamps.
+        """
+        parse_device_code(camera_id, field="id")
+        unknown = sorted(set(changes) - UPDATABLE_FIELDS)
+        if unknown:
+            raise InvalidInput(f"cannot change {', '.join(unknown)}", field=unknown[0])
+        return await self._call(self._update_camera, camera_id, changes)
+
+    @staticmethod
+    def _update_camera(db: sqlite3.Connection, camera_id: str, changes: dict[str, Any]) -> Camera:
+        with _transaction(db, write=True):
+            current = _get_camera(db, camera_id)
+            camera = replace(current, **changes, updated_at=_now())
+            if camera.region != current.region:
+                _require_region(db, camera.region, field="region")
+            db.execute(_SAVE_CAMERA, _camera_row(camera))
+        return camera
+
+    async def delete_camera(self, camera_id: str) -> None:
+        parse_device_code(camera_id, field="id")
+        await self._call(self._delete_camera, camera_id)
+
+    @staticmethod
+    def _delete_camera(db: sqlite3.Connection, camera_id: str) -> None:
+        with _transaction(db, write=True):
+            deleted = db.execute("DELETE FROM cameras WHERE id = ?", (camera_id,)).rowcount
+        if not deleted:
+            raise NotFound(f"camera {camera_id} does not exist")
