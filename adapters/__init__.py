@@ -22,8 +22,14 @@ def open_source(
     """The adapter for ``url``'s scheme; nothing is connected until ``open()``."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in rtsp.SCHEMES:
-        return rtsp.RtspSource(url, username, password, transport=transport,
-                               open_timeout=open_timeout, read_timeout=read_timeout)
+        return rtsp.RtspSource(
+            url,
+            username,
+            password,
+            transport=transport,
+            open_timeout=open_timeout,
+            read_timeout=read_timeout,
+        )
     if scheme == demo.SCHEME:
         return demo.DemoSource(url)
     raise errors.InvalidInput(f"unsupported camera URL scheme: {mask_url(url)}", field="url")

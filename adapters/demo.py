@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import av
@@ -42,7 +43,7 @@ class DemoSource:
         self.display_url = url
         self._label = parts.netloc or "demo"
         self._encoder: av.video.codeccontext.VideoCodecContext | None = None
-        self._pending: list[av.Packet] = []
+        self._pending: list[av.Packet[Any]] = []
         self._frame_index = 0
         self._started = 0.0
 
@@ -55,14 +56,27 @@ class DemoSource:
         encoder.gop_size = self.gop
         encoder.max_b_frames = 0
         encoder.bit_rate = 600_000
-        encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
-                           "x264-params": f"keyint={self.gop}:min-keyint={self.gop}:scenecut=0"}
+        encoder.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "profile": "baseline",
+            "x264-params": f"keyint={self.gop}:min-keyint={self.gop}:scenecut=0",
+        }
         encoder.open()
         self._encoder = encoder
         self._started = time.monotonic()
-        return [Track(index=0, kind="video", codec="h264", time_base=Fraction(1, self.fps),
-                      width=self.width, height=self.height, fps=float(self.fps),
-                      profile="Constrained Baseline")]
+        return [
+            Track(
+                index=0,
+                kind="video",
+                codec="h264",
+                time_base=Fraction(1, self.fps),
+                width=self.width,
+                height=self.height,
+                fps=float(self.fps),
+                profile="Constrained Baseline",
+            )
+        ]
 
     def read(self) -> RawPacket:
         if self._encoder is None:
@@ -78,8 +92,9 @@ class DemoSource:
             self._frame_index += 1
             self._pending = list(self._encoder.encode(frame.reformat(format="yuv420p")))
         packet = self._pending.pop(0)
-        return RawPacket(track=0, data=bytes(packet), pts=packet.pts, dts=packet.dts,
-                         keyframe=packet.is_keyframe)
+        return RawPacket(
+            track=0, data=bytes(packet), pts=packet.pts, dts=packet.dts, keyframe=packet.is_keyframe
+        )
 
     def close(self) -> None:
         self._encoder = None
@@ -93,8 +108,22 @@ class DemoSource:
         image[:, bar : bar + max(4, w // 40)] = (40, 200, 240)
         scale = h / 360
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        cv2.putText(image, self._label, (int(20 * scale), int(50 * scale)),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2)
-        cv2.putText(image, f"{stamp}  #{n}", (int(20 * scale), h - int(30 * scale)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (255, 255, 255), 2)
+        cv2.putText(
+            image,
+            self._label,
+            (int(20 * scale), int(50 * scale)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            2,
+        )
+        cv2.putText(
+            image,
+            f"{stamp}  #{n}",
+            (int(20 * scale), h - int(30 * scale)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.8 * scale,
+            (255, 255, 255),
+            2,
+        )
         return image

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 from fractions import Fraction
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import av
@@ -17,6 +18,7 @@ import av.error
 
 from adapters.source import RawPacket, Track
 from gateway import errors
+from gateway.hub.packet import Kind
 from gateway.redact import mask_url, redact
 
 SCHEMES = frozenset({"rtsp", "rtsps"})
@@ -61,7 +63,7 @@ class RtspSource:
         }
         self._timeouts = (open_timeout, read_timeout)
         self._container: av.container.InputContainer | None = None
-        self._packets: Iterator[av.Packet] | None = None
+        self._packets: Iterator[av.Packet[Any]] | None = None
 
     def open(self) -> list[Track]:
         try:
@@ -103,8 +105,8 @@ class RtspSource:
 
 def _track(stream: av.stream.Stream) -> Track:
     ctx = stream.codec_context
-    kind = "video" if stream.type == "video" else "audio"
-    rate = stream.average_rate or stream.guessed_rate if kind == "video" else None  # type: ignore[attr-defined]
+    kind: Kind = "video" if stream.type == "video" else "audio"
+    rate = (stream.average_rate or stream.guessed_rate) if kind == "video" else None
     return Track(
         index=stream.index,
         kind=kind,

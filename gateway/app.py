@@ -7,6 +7,7 @@ hub, always pulled when the camera records, on demand otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,7 +45,7 @@ class Gateway:
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
         data_dir = Path(settings.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         store = await CatalogStore.open(data_dir / "catalog.sqlite3")
         hub = Hub(
             settings.hub.stream_config(),
@@ -82,8 +83,11 @@ class Gateway:
             await self.store.upsert_camera(camera)
         removed = await self.store.prune_config_cameras({c.id for c in cameras})
         if removed:
-            log.info("removed %d camera(s) no longer in the configuration: %s", len(removed),
-                     ", ".join(removed))
+            log.info(
+                "removed %d camera(s) no longer in the configuration: %s",
+                len(removed),
+                ", ".join(removed),
+            )
 
     def _demo_camera(self) -> Camera:
         demo = self.settings.demo
@@ -120,11 +124,13 @@ class Gateway:
     async def _attach(self, camera: Camera) -> None:
         source = camera.source
         always_on = camera.recording is RecordingPolicy.CONTINUOUS
-        await self.hub.put(camera.id, MAIN, self._factory(camera, source.main_url),
-                           always_on=always_on)
+        await self.hub.put(
+            camera.id, MAIN, self._factory(camera, source.main_url), always_on=always_on
+        )
         if source.sub_url:
-            await self.hub.put(camera.id, SUB, self._factory(camera, source.sub_url),
-                               always_on=False)
+            await self.hub.put(
+                camera.id, SUB, self._factory(camera, source.sub_url), always_on=False
+            )
         else:
             await self.hub.remove(camera.id, SUB)
 
@@ -170,4 +176,3 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (cameras, regions, health):
         app.include_router(module.router)
     return app
-

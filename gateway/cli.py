@@ -40,7 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
         settings.data_dir = args.data
     setup_logging(settings.log_level)
     logging.getLogger(__name__).info(
-        "serving on http://%s:%d (data in %s)", settings.server.host, settings.server.port,
+        "serving on http://%s:%d (data in %s)",
+        settings.server.host,
+        settings.server.port,
         settings.data_dir.resolve(),
     )
     uvicorn.run(

@@ -46,27 +46,61 @@ async def render(gateway: Gateway) -> str:
         if stream is None:
             continue
         s = stream.status
-        labels = {"camera": camera.id, "region": camera.region,
-                  "class": camera.camera_class.value}
-        sample("sharpeyes_camera_online", "gauge", "1 if the camera is online",
-               labels, int(s.state == State.ONLINE))
-        sample("sharpeyes_camera_active", "gauge", "1 while the gateway pulls the camera",
-               labels, int(stream.running))
+        labels = {"camera": camera.id, "region": camera.region, "class": camera.camera_class.value}
+        sample(
+            "sharpeyes_camera_online",
+            "gauge",
+            "1 if the camera is online",
+            labels,
+            int(s.state == State.ONLINE),
+        )
+        sample(
+            "sharpeyes_camera_active",
+            "gauge",
+            "1 while the gateway pulls the camera",
+            labels,
+            int(stream.running),
+        )
         sample("sharpeyes_camera_packets_total", "counter", "packets received", labels, s.packets)
         sample("sharpeyes_camera_bytes_total", "counter", "bytes received", labels, s.bytes)
-        sample("sharpeyes_camera_reconnects_total", "counter", "failed pulls retried",
-               labels, s.reconnects)
-        sample("sharpeyes_camera_consumer_drops_total", "counter",
-               "packets dropped for slow consumers", labels, stream.dropped_total())
-        sample("sharpeyes_camera_consumers", "gauge", "consumers subscribed", labels,
-               stream.subscriber_count)
+        sample(
+            "sharpeyes_camera_reconnects_total",
+            "counter",
+            "failed pulls retried",
+            labels,
+            s.reconnects,
+        )
+        sample(
+            "sharpeyes_camera_consumer_drops_total",
+            "counter",
+            "packets dropped for slow consumers",
+            labels,
+            stream.dropped_total(),
+        )
+        sample(
+            "sharpeyes_camera_consumers",
+            "gauge",
+            "consumers subscribed",
+            labels,
+            stream.subscriber_count,
+        )
         sample("sharpeyes_camera_fps", "gauge", "measured frame rate", labels, s.fps)
         sample("sharpeyes_camera_bitrate_bps", "gauge", "measured bit rate", labels, s.bitrate)
     for code, (total, online) in sorted((await region_counts(gateway)).items()):
-        sample("sharpeyes_region_cameras", "gauge", "cameras in the region's subtree",
-               {"region": code}, total)
-        sample("sharpeyes_region_online_ratio", "gauge", "share of the region's cameras online",
-               {"region": code}, online / total if total else 0.0)
+        sample(
+            "sharpeyes_region_cameras",
+            "gauge",
+            "cameras in the region's subtree",
+            {"region": code},
+            total,
+        )
+        sample(
+            "sharpeyes_region_online_ratio",
+            "gauge",
+            "share of the region's cameras online",
+            {"region": code},
+            online / total if total else 0.0,
+        )
     out = []
     for name, (kind, help_, lines) in families.items():
         out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", *lines]

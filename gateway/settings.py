@@ -85,7 +85,9 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Set
     return parse(text, source=str(path or "<defaults>"), environ=environ)
 
 
-def parse(text: str, *, source: str = "<config>", environ: dict[str, str] | None = None) -> Settings:
+def parse(
+    text: str, *, source: str = "<config>", environ: dict[str, str] | None = None
+) -> Settings:
     try:
         node = yaml.compose(text) if text.strip() else None
         data = yaml.safe_load(text) if text.strip() else {}
@@ -137,7 +139,9 @@ def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
                 key = next((k for k, _ in node.value if k.value == part), None)
                 return key.start_mark.line + 1 if key is not None else best
             node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
         else:
             return best

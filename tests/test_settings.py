@@ -27,9 +27,14 @@ def test_example_config_is_valid() -> None:
 
 
 def test_environment_overrides_file() -> None:
-    s = config.parse("server:\n  port: 8000\n", environ={
-        "SHARPEYES_SERVER__PORT": "9001", "SHARPEYES_HUB__OPEN_TIMEOUT": "3",
-        "SHARPEYES_ADMIN_TOKEN": "not-config"})
+    s = config.parse(
+        "server:\n  port: 8000\n",
+        environ={
+            "SHARPEYES_SERVER__PORT": "9001",
+            "SHARPEYES_HUB__OPEN_TIMEOUT": "3",
+            "SHARPEYES_ADMIN_TOKEN": "not-config",
+        },
+    )
     assert s.server.port == 9001 and s.hub.open_timeout == 3
 
 
@@ -54,11 +59,14 @@ def test_errors_name_field_and_line() -> None:
     lines = info.value.lines
     text = "\n".join(lines)
     assert "bad.yaml:2: server.port" in text
-    assert any(line.startswith("bad.yaml:4: cameras.0.id") and "type code 199" in line
-               for line in lines), text
+    assert any(
+        line.startswith("bad.yaml:4: cameras.0.id") and "type code 199" in line for line in lines
+    ), text
     assert "bad.yaml:6: cameras.0.class" in text
-    assert any(line.startswith("bad.yaml:11: cameras.0.source.main_url") and "rtsp" in line
-               for line in lines), text
+    assert any(
+        line.startswith("bad.yaml:11: cameras.0.source.main_url") and "rtsp" in line
+        for line in lines
+    ), text
 
 
 def test_unknown_key_and_bad_yaml() -> None:

@@ -30,8 +30,9 @@ def camera_out(gateway: Gateway, camera: Camera) -> CameraOut:
     return CameraOut.of(camera, status_out)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CameraOut,
-             response_model_by_alias=True)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=CameraOut, response_model_by_alias=True
+)
 async def create_camera(body: CameraIn, gateway: GatewayDep) -> CameraOut:
     camera = await gateway.create_camera(body.to_camera())
     return camera_out(gateway, camera)
@@ -51,11 +52,16 @@ async def list_cameras(
         parse_region_code(region, field="region")
     ids = gateway.ids_in_state(state) if state is not None else None
     cameras, total = await gateway.store.list_cameras(
-        camera_class=camera_class, region=region, sector=sector, ids=ids, limit=limit,
+        camera_class=camera_class,
+        region=region,
+        sector=sector,
+        ids=ids,
+        limit=limit,
         offset=offset,
     )
-    return CameraPage(items=[camera_out(gateway, c) for c in cameras], total=total, limit=limit,
-                      offset=offset)
+    return CameraPage(
+        items=[camera_out(gateway, c) for c in cameras], total=total, limit=limit, offset=offset
+    )
 
 
 @router.get("/{camera_id}", response_model=CameraOut, response_model_by_alias=True)
@@ -80,9 +86,11 @@ async def delete_camera(camera_id: CameraId, gateway: GatewayDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG of the latest keyframe"}},
 )
-async def camera_snapshot(camera_id: CameraId, gateway: GatewayDep,
-                          stream: StreamChoice = "main") -> Response:
+async def camera_snapshot(
+    camera_id: CameraId, gateway: GatewayDep, stream: StreamChoice = "main"
+) -> Response:
     await gateway.store.get_camera(camera_id)  # 404 for unknown cameras
-    jpeg = await snapshot(gateway.stream(camera_id, stream),
-                          timeout=gateway.settings.hub.probe_timeout)
+    jpeg = await snapshot(
+        gateway.stream(camera_id, stream), timeout=gateway.settings.hub.probe_timeout
+    )
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -51,11 +51,15 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        _body(code, str(exc.detail)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(_body("internal_error", "internal error; see the gateway log"),
-                        status_code=500)
+    return JSONResponse(
+        _body("internal_error", "internal error; see the gateway log"), status_code=500
+    )

@@ -20,5 +20,6 @@ async def healthz(gateway: GatewayDep) -> dict[str, object]:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def prometheus(gateway: GatewayDep) -> PlainTextResponse:
-    return PlainTextResponse(await metrics.render(gateway),
-                             media_type="text/plain; version=0.0.4; charset=utf-8")
+    return PlainTextResponse(
+        await metrics.render(gateway), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

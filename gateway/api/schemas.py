@@ -62,7 +62,9 @@ class SourceIn(_In):
 
 
 class CameraIn(_In):
-    id: str = Field(description="20-digit GB/T 28181 device code", examples=["34010200001320000001"])
+    id: str = Field(
+        description="20-digit GB/T 28181 device code", examples=["34010200001320000001"]
+    )
     name: str = Field(min_length=1, max_length=200)
     camera_class: CameraClass = Field(alias="class", description="A 一类, B 二类, C 三类")
     region: str = Field(description="GB/T 2260 region code: 6, 9 or 12 digits")
@@ -266,4 +268,3 @@ class ErrorOut(BaseModel):
     message: str
     field: str | None = None
     errors: list[dict[str, Any]] | None = None
-

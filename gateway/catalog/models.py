@@ -188,7 +188,6 @@ class StreamSource:
         )
 
 
-
 @dataclass(frozen=True, slots=True)
 class Region:
     """A node of the region tree; ``level`` and ``parent`` follow from the code."""

@@ -11,8 +11,15 @@ NAL_SPS = 7
 NAL_PPS = 8
 PARAMETER_SETS = frozenset({NAL_SPS, NAL_PPS})
 
-PROFILES = {66: "Baseline", 77: "Main", 88: "Extended", 100: "High", 110: "High 10",
-            122: "High 4:2:2", 244: "High 4:4:4 Predictive"}
+PROFILES = {
+    66: "Baseline",
+    77: "Main",
+    88: "Extended",
+    100: "High",
+    110: "High 10",
+    122: "High 4:2:2",
+    244: "High 4:4:4 Predictive",
+}
 
 
 def nal_type(nal: bytes) -> int:

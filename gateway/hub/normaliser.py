@@ -99,7 +99,9 @@ class Normaliser:
         param_types = h264.PARAMETER_SETS if is_h264 else hevc.PARAMETER_SETS
         nals = annexb.split_nals(data)
         types = [nal_type(n) for n in nals]
-        is_random_access = (h264.NAL_IDR in types) if is_h264 else any(t in hevc.IRAP for t in types)
+        is_random_access = (
+            (h264.NAL_IDR in types) if is_h264 else any(t in hevc.IRAP for t in types)
+        )
         keyframe = keyframe or is_random_access
         in_band = [n for n, t in zip(nals, types, strict=True) if t in param_types]
         if in_band:

@@ -20,7 +20,8 @@ async def snapshot(stream: CameraStream, *, timeout: float = 10.0, quality: int 
 def encode_jpeg(keyframe: Packet, quality: int = 85) -> bytes:
     """Decode one keyframe (parameter sets travel in front of it) and encode it as JPEG."""
     decoder = av.CodecContext.create(keyframe.codec.name, "r")
-    frames = []
+    assert isinstance(decoder, av.VideoCodecContext)  # the hub's keyframes are video
+    frames: list[av.VideoFrame] = []
     try:
         frames += decoder.decode(av.Packet(keyframe.data))
         frames += decoder.decode(None)  # flush: decoders hold a frame back

@@ -218,22 +218,31 @@ class CameraStream:
                 reason, message = Reason.PROTOCOL_ERROR, redact(f"internal error: {exc!r}")
             if stop.is_set():
                 return
-            was_stable = self._online_at and time.time() - self._online_at >= self.config.stable_after
+            was_stable = (
+                self._online_at and time.time() - self._online_at >= self.config.stable_after
+            )
             if was_stable:
                 failures = auth_failures = 0
             self._online_at = 0.0
             self._gop, self._gop_bytes = [], 0
             self._set_state(State.OFFLINE, reason, message)
             if reason is Reason.AUTH_FAILED:
-                delay = min(self.config.auth_backoff_max,
-                            self.config.auth_backoff_initial * 2**auth_failures)
+                delay = min(
+                    self.config.auth_backoff_max,
+                    self.config.auth_backoff_initial * 2**auth_failures,
+                )
                 auth_failures += 1
             else:
                 delay = min(self.config.backoff_max, self.config.backoff_initial * 2**failures)
                 failures += 1
             delay *= random.uniform(0.8, 1.2)  # jitter: cameras on one NVR do not retry in step
-            log.warning("camera %s offline (%s): %s; retry in %.1f s", self.camera_id,
-                        reason.value, message, delay)
+            log.warning(
+                "camera %s offline (%s): %s; retry in %.1f s",
+                self.camera_id,
+                reason.value,
+                message,
+                delay,
+            )
             self.status.reconnects += 1
             await asyncio.sleep(delay)
 
@@ -267,12 +276,18 @@ class CameraStream:
         video = next(t for t in tracks if t.kind == "video")
         audio = next((t for t in tracks if t.kind == "audio"), None)
         s = self.status
-        s.codec, s.profile, s.width, s.height = video.codec, video.profile, video.width, video.height
+        s.codec, s.profile, s.width, s.height = (
+            video.codec,
+            video.profile,
+            video.width,
+            video.height,
+        )
         s.audio_codec = audio.codec if audio else None
         self._online_at = time.time()
         self._set_state(State.ONLINE, Reason.NONE, "")
-        log.info("camera %s online: %s %dx%d", self.camera_id, video.codec, video.width,
-                 video.height)
+        log.info(
+            "camera %s online: %s %dx%d", self.camera_id, video.codec, video.width, video.height
+        )
 
     def _drain(self) -> None:
         with self._pending_lock:
@@ -302,8 +317,10 @@ class CameraStream:
         elif self._gop:
             self._gop.append(packet)
             self._gop_bytes += len(packet.data)
-            if (len(self._gop) > self.config.gop_max_packets
-                    or self._gop_bytes > self.config.gop_max_bytes):
+            if (
+                len(self._gop) > self.config.gop_max_packets
+                or self._gop_bytes > self.config.gop_max_bytes
+            ):
                 self._gop, self._gop_bytes = [], 0  # GOP too long to cache: viewers wait
         for subscriber in self._subscribers:
             subscriber.offer(packet)

@@ -31,8 +31,12 @@ def camera(**overrides: Any) -> dict[str, Any]:
 
 
 async def regions(client: httpx.AsyncClient) -> None:
-    for code, name in [("341502", "金安区"), ("341502001", "城北街道"), ("341502101", "椿树镇"),
-                       ("341502101201", "椿树村")]:
+    for code, name in [
+        ("341502", "金安区"),
+        ("341502001", "城北街道"),
+        ("341502101", "椿树镇"),
+        ("341502101201", "椿树村"),
+    ]:
         r = await client.post("/api/v1/regions", json={"code": code, "name": name})
         assert r.status_code == 201, r.text
 
@@ -48,15 +52,19 @@ async def test_demo_camera_goes_online_and_snapshots(client: httpx.AsyncClient) 
     assert body["class"] == "A" and body["class_label"] == "一类"
 
 
-async def test_create_get_patch_delete(client: httpx.AsyncClient,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+async def test_create_get_patch_delete(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     await regions(client)
     r = await client.post("/api/v1/cameras", json=camera())
     assert r.status_code == 201, r.text
     created = r.json()
-    assert created["source"] == {"main_url": "demo://gate?fps=10", "sub_url": None,
-                                 "has_credentials": True}
+    assert created["source"] == {
+        "main_url": "demo://gate?fps=10",
+        "sub_url": None,
+        "has_credentials": True,
+    }
     cid = created["id"]
     r = await client.patch(f"/api/v1/cameras/{cid}", json={"name": "南门", "class": "B"})
     assert r.status_code == 200 and r.json()["name"] == "南门" and r.json()["class"] == "B"
@@ -80,8 +88,12 @@ async def test_credentials_in_url_are_split_out_and_never_returned(
     # The camera cannot be reached: the error text and status must still be secret-free.
     r = await client.get(f"/api/v1/cameras/{cid}/snapshot.jpg")
     assert r.status_code in (502, 504)
-    responses = [r.text, (await client.get(f"/api/v1/cameras/{cid}")).text,
-                 (await client.get("/api/v1/cameras")).text, (await client.get("/metrics")).text]
+    responses = [
+        r.text,
+        (await client.get(f"/api/v1/cameras/{cid}")).text,
+        (await client.get("/api/v1/cameras")).text,
+        (await client.get("/metrics")).text,
+    ]
     for text in responses:
         assert PASSWORD not in text
     assert "rtsp://127.0.0.1:9/nothing" in responses[1]
@@ -132,13 +144,22 @@ async def test_bad_path_id_names_the_part(client: httpx.AsyncClient) -> None:
 
 async def test_list_filters_and_pagination(client: httpx.AsyncClient) -> None:
     await regions(client)
-    specs = [("34150200001310000001", "A", "341502001", "police"),
-             ("34150200051320000002", "B", "341502101201", "education"),
-             ("34150200051320000003", "C", "341502101", "residential")]
+    specs = [
+        ("34150200001310000001", "A", "341502001", "police"),
+        ("34150200051320000002", "B", "341502101201", "education"),
+        ("34150200051320000003", "C", "341502101", "residential"),
+    ]
     for cid, cls, region, sector in specs:
-        r = await client.post("/api/v1/cameras", json=camera(
-            id=cid, **{"class": cls}, region=region, sector=sector,
-            source={"main_url": "rtsp://127.0.0.1:9/x"}))
+        r = await client.post(
+            "/api/v1/cameras",
+            json=camera(
+                id=cid,
+                **{"class": cls},
+                region=region,
+                sector=sector,
+                source={"main_url": "rtsp://127.0.0.1:9/x"},
+            ),
+        )
         assert r.status_code == 201, r.text
 
     async def ids(query: str) -> list[str]:
@@ -159,7 +180,9 @@ async def test_list_filters_and_pagination(client: httpx.AsyncClient) -> None:
 
 async def test_status_filter(client: httpx.AsyncClient) -> None:
     await regions(client)
-    r = await client.post("/api/v1/cameras", json=camera(source={"main_url": "rtsp://127.0.0.1:9/x"}))
+    r = await client.post(
+        "/api/v1/cameras", json=camera(source={"main_url": "rtsp://127.0.0.1:9/x"})
+    )
     cid = r.json()["id"]
     gateway = gateway_of(client)
     await asyncio.gather(*(gateway.hub.probe(s) for s in gateway.hub))
@@ -181,7 +204,9 @@ async def test_regions_tree_counts_and_delete_refused(client: httpx.AsyncClient)
     assert r.status_code == 409 and "camera" in r.json()["message"]
     r = await client.patch("/api/v1/regions/341502001", json={"name": "城北"})
     assert r.status_code == 200 and r.json()["name"] == "城北"
-    assert (await client.post("/api/v1/regions", json={"code": "34150", "name": "x"})).status_code == 422
+    assert (
+        await client.post("/api/v1/regions", json={"code": "34150", "name": "x"})
+    ).status_code == 422
     assert (await client.delete("/api/v1/regions/341502101201")).status_code == 204
 
 

@@ -20,8 +20,16 @@ TB = Fraction(1, 90000)
 
 
 def track(extradata: bytes = b"", codec: str = "h264") -> Track:
-    return Track(index=0, kind="video", codec=codec, time_base=TB, extradata=extradata,
-                 width=640, height=360, fps=25.0)
+    return Track(
+        index=0,
+        kind="video",
+        codec=codec,
+        time_base=TB,
+        extradata=extradata,
+        width=640,
+        height=360,
+        fps=25.0,
+    )
 
 
 def raw(nals: list[bytes], pts: int | None, keyframe: bool = False) -> RawPacket:

@@ -15,8 +15,15 @@ VIDEO = CodecParams(kind="video", name="h264", time_base=Fraction(1, 90000))
 
 
 def packet(seq: int, *, keyframe: bool = False, size: int = 100) -> Packet:
-    return Packet(codec=VIDEO, data=bytes(size), pts=seq * 3600, dts=seq * 3600,
-                  keyframe=keyframe, arrival=float(seq), seq=seq)
+    return Packet(
+        codec=VIDEO,
+        data=bytes(size),
+        pts=seq * 3600,
+        dts=seq * 3600,
+        keyframe=keyframe,
+        arrival=float(seq),
+        seq=seq,
+    )
 
 
 async def test_delivers_in_order() -> None:
