@@ -8,6 +8,7 @@ its password, so it is passed through the redactor before it is kept anywhere).
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
@@ -66,9 +67,14 @@ class RtspSource:
         self._packets: Iterator[av.Packet[Any]] | None = None
 
     def open(self) -> list[Track]:
+        started = time.monotonic()
         try:
             container = av.open(self._url, options=self._options, timeout=self._timeouts)
         except Exception as exc:
+            # FFmpeg reports a server that accepts but never answers as InvalidDataError
+            # once the timeout fires: only the elapsed time tells it from garbage.
+            if time.monotonic() - started >= 0.9 * self._timeouts[0]:
+                raise errors.CameraTimeout(f"{self.display_url}: no answer in time") from None
             raise classify(exc, self.display_url) from None
         self._container = container
         tracks = [_track(s) for s in container.streams if s.type in ("video", "audio")]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from gateway.api.schemas import CameraIn, RegionIn
 from gateway.errors import InvalidInput
@@ -64,12 +64,44 @@ class DemoSettings(_Section):
     url: str = "demo://demo?width=640&height=360&fps=15"
 
 
+class IceServerSettings(_Section):
+    urls: list[str] = Field(min_length=1, description="stun:HOST:PORT or turn:HOST:PORT")
+    username: str | None = None
+    credential: SecretStr | None = Field(None, description="TURN password: never logged")
+
+
+class IceSettings(_Section):
+    # Empty: every address of every interface except loopback (aioice's own choice).
+    host_addresses: list[str] = Field(default_factory=list, description="addresses to offer")
+    port_min: int | None = Field(None, ge=1024, le=65535, description="UDP port range start")
+    port_max: int | None = Field(None, ge=1024, le=65535, description="UDP port range end")
+    servers: list[IceServerSettings] = Field(default_factory=list, description="STUN/TURN")
+
+    @model_validator(mode="after")
+    def _range(self) -> IceSettings:
+        if (self.port_min is None) != (self.port_max is None):
+            raise ValueError("port_min and port_max go together")
+        if self.port_min is not None and self.port_min > (self.port_max or 0):
+            raise ValueError("port_min must not exceed port_max")
+        return self
+
+
+class RelaySettings(_Section):
+    max_viewers_per_camera: int = Field(50, ge=1, le=10_000)
+    max_viewers: int = Field(200, ge=1, le=100_000, description="WebRTC viewers on this node")
+    start_timeout: float = Field(10.0, gt=0, le=120, description="idle camera: first keyframe")
+    connect_timeout: float = Field(20.0, gt=0, le=300, description="ICE+DTLS, else reaped")
+    catchup_speed: float = Field(8.0, ge=1, le=100, description="fast start: GOP replay speed")
+    ice: IceSettings = IceSettings()
+
+
 class Settings(_Section):
     data_dir: Path = Path("data")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     server: ServerSettings = ServerSettings()
     hub: HubSettings = HubSettings()
     demo: DemoSettings = DemoSettings()
+    relay: RelaySettings = RelaySettings()
     regions: list[RegionIn] = []
     cameras: list[CameraIn] = []
 

@@ -16,6 +16,7 @@ import logging
 import random
 import threading
 import time
+from fractions import Fraction
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +83,7 @@ class CameraStream:
         self._normaliser = Normaliser()
         self._rate_frames = 0
         self._rate_bytes = 0
+        self._media_time = Fraction(0)  # dts of the latest video packet, in seconds
 
     # --- consumers ------------------------------------------------------------------
 
@@ -308,7 +310,9 @@ class CameraStream:
             s.width, s.height, s.profile = codec.width, codec.height, codec.profile
             if packet.pts != packet.dts:
                 s.has_b_frames = True
-        self._measure(packet.arrival, len(packet.data), is_video)
+        if is_video:
+            self._media_time = packet.dts * packet.codec.time_base
+        self._measure(float(self._media_time), len(packet.data), is_video)
         if packet.is_video_keyframe:
             self._gop, self._gop_bytes = [packet], len(packet.data)
             for waiter in self._keyframe_waiters:
@@ -325,18 +329,19 @@ class CameraStream:
         for subscriber in self._subscribers:
             subscriber.offer(packet)
 
-    def _measure(self, arrival: float, size: int, is_video: bool) -> None:
-        # Running sums over a sliding window: O(1) per packet.
+    def _measure(self, media_time: float, size: int, is_video: bool) -> None:
+        # Over the camera's own timeline, not arrival times: packets arrive in bursts (at
+        # connect, over TCP), frames are stamped at the camera's rate. Running sums: O(1).
         rate = self._rate
-        rate.append((arrival, size, is_video))
+        rate.append((media_time, size, is_video))
         self._rate_bytes += size
         self._rate_frames += is_video
-        while arrival - rate[0][0] > RATE_WINDOW_S:
+        while media_time - rate[0][0] > RATE_WINDOW_S:
             _, old_size, old_video = rate.popleft()
             self._rate_bytes -= old_size
             self._rate_frames -= old_video
         first_time, first_size, first_video = rate[0]
-        span = arrival - first_time
+        span = media_time - first_time
         if span > 0.5:  # intervals after the first packet: count it out of both sums
             self.status.fps = round((self._rate_frames - first_video) / span, 2)
             self.status.bitrate = round(8 * (self._rate_bytes - first_size) / span)
