@@ -56,24 +56,26 @@ class RtspSource:
         self._url = with_credentials(url, username, password)
         redact.add(password)
         self.display_url = mask_url(url)
+        # FFmpeg's own socket timeout (µs) bounds connect, handshake and every read. PyAV's
+        # ``timeout=`` argument is not used: its interrupt callback takes the GIL on every
+        # FFmpeg I/O poll and doubled the demux CPU per camera (scripts/bench/bench_hub.py).
         self._options = {
             "rtsp_transport": transport,
-            # socket I/O timeout in microseconds: a camera that stops answering mid-stream
-            "timeout": str(int(read_timeout * 1_000_000)),
+            "timeout": str(int(max(open_timeout, read_timeout) * 1_000_000)),
             "protocol_whitelist": PROTOCOL_WHITELIST,
         }
-        self._timeouts = (open_timeout, read_timeout)
+        self._open_timeout = open_timeout
         self._container: av.container.InputContainer | None = None
         self._packets: Iterator[av.Packet[Any]] | None = None
 
     def open(self) -> list[Track]:
         started = time.monotonic()
         try:
-            container = av.open(self._url, options=self._options, timeout=self._timeouts)
+            container = av.open(self._url, options=self._options)
         except Exception as exc:
             # FFmpeg reports a server that accepts but never answers as InvalidDataError
             # once the timeout fires: only the elapsed time tells it from garbage.
-            if time.monotonic() - started >= 0.9 * self._timeouts[0]:
+            if time.monotonic() - started >= 0.9 * self._open_timeout:
                 raise errors.CameraTimeout(f"{self.display_url}: no answer in time") from None
             raise classify(exc, self.display_url) from None
         self._container = container

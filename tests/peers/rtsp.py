@@ -14,13 +14,18 @@ classify exactly these (``tests/peers/test_rtsp_peer.py`` keeps them true):
     answers; PyAV timeout=T or the       ~T: not a timeout class, so
     FFmpeg option timeout (µs)           tell it apart by elapsed time
   reading: server stalls, PyAV           ExitError ("Immediate exit     no
-    timeout=(open, read)                 requested"), after ~2x read
+    timeout=(open, read)                 requested"), ~4 s after the
+                                         stall with read=2 s
   reading: server stalls, FFmpeg         TimeoutError (errno 110),      TimeoutError
-    option timeout (µs)                  after ~2x the option
+    option timeout (µs)                  ~4 s after the stall with 2 s
   reading: server stops or is killed     none: demux() just ends (EOF)  -
 
 Also measured: opening the 640x360 test stream takes about 1.2 s (FFmpeg probes the
-stream); the first packet of a session has pts None (no RTCP sender report yet).
+stream); the first packet of a session has pts None (no RTCP sender report yet). File
+mounts send RTP timestamps in decode order (the elementary stream has no PTS), and
+FFmpeg then reports a constant dts = pts - reorder delay for them. Server CPU per mount
+(shared by all its clients): 640x360 x264 about 9 % of a core, 1280x720 about 22 %, a file
+mount about 1 %.
 """
 
 from __future__ import annotations
@@ -161,6 +166,7 @@ class RtspServer:
         if proc is not None:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)  # a frozen server must run to see SIGTERM
                 try:
                     proc.wait(timeout)
                 except subprocess.TimeoutExpired:

@@ -21,7 +21,7 @@ A mount SPEC is a source followed by comma-separated options:
 
 Protocol on stdout (line-buffered, for the harness in ``rtsp.py``):
 ``READY <port>`` once listening; ``SESSION-OPEN <path>`` when a client's RTSP session is set
-up; ``SESSION-CLOSE <path>`` when that session goes (TEARDOWN, TCP close or timeout).
+up; ``SESSION-CLOSE <path>`` when that session goes (TEARDOWN, or its connection closes).
 SIGTERM and SIGINT stop the server with exit status 0.
 """
 
@@ -56,7 +56,7 @@ class Mount:
 
 
 @dataclass
-class TestOptions:
+class SyntheticOptions:
     width: int = 640
     height: int = 360
     fps: int = 25
@@ -66,7 +66,7 @@ class TestOptions:
     hevc: bool = False
 
 
-def test_launch(opts: TestOptions) -> str:
+def synthetic_launch(opts: SyntheticOptions) -> str:
     gop = opts.gop or opts.fps
     # About 0.1 bit per pixel per frame at 25 fps: 640x360 -> ~600 kbit/s, 720p -> ~2.3 Mbit/s.
     bitrate = opts.bitrate or max(200, opts.width * opts.height * opts.fps // 10_000)
@@ -138,12 +138,14 @@ def parse_mount(text: str) -> Mount:
     if unknown_flags:
         raise argparse.ArgumentTypeError(f"unknown flags {sorted(unknown_flags)} in {text!r}")
     if source == "test":
+        if {"bframes", "hevc"} <= flags:
+            raise argparse.ArgumentTypeError(f"bframes is for H.264, not with hevc: {text!r}")
         try:
             ints = {k: int(v) for k, v in values.items()}
-            opts = TestOptions(**ints, bframes="bframes" in flags, hevc="hevc" in flags)
+            opts = SyntheticOptions(**ints, bframes="bframes" in flags, hevc="hevc" in flags)
         except (TypeError, ValueError) as exc:
             raise argparse.ArgumentTypeError(f"bad test options in {text!r}: {exc}") from exc
-        return Mount(path, test_launch(opts), auth="auth" in flags, is_file=False)
+        return Mount(path, synthetic_launch(opts), auth="auth" in flags, is_file=False)
     if source.startswith("file:"):
         file = Path(source.removeprefix("file:"))
         if values or flags - {"auth"}:
