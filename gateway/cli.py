@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from analytics.cli import register as register_analytics
 from gateway import settings as config
 from gateway.redact import RedactingFilter
 
@@ -70,25 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8080)")
     serve.add_argument("--data", type=Path, help="data folder (default ./data)")
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(func=_serve)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
-    check.set_defaults(run=_check_config)
+    check.set_defaults(func=_check_config)
 
-    try:
-        from analytics.cli import register as register_analytics
-    except ImportError:  # analytics is optional at this stage of the package
-        pass
-    else:
-        register_analytics(commands)
+    register_analytics(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result: int = args.run(args)
+        result: int = args.func(args)
     except config.ConfigError as exc:
         print(exc.message, file=sys.stderr)
         return 2
