@@ -133,7 +133,8 @@ class RedisBus:
     ) -> AsyncIterator[Event]:
         cursor = after or "$"
         while True:
-            reply = await self._redis.xread({self.stream: cursor}, block=5_000, count=100)
+            # RESP2 reply shape: [(stream, [(id, {field: value}), ...])]
+            reply: Any = await self._redis.xread({self.stream: cursor}, block=5_000, count=100)
             for _stream, entries in reply or ():
                 for raw_id, fields in entries:
                     cursor = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
