@@ -16,11 +16,11 @@ import logging
 import random
 import threading
 import time
-from fractions import Fraction
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 
 from adapters.source import Source, Track
 from gateway import errors

@@ -78,17 +78,35 @@ async def gateway_worker(url: str, count: int, seconds: float) -> dict[str, floa
 def run_gateway(url: str, count: int, seconds: float) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--worker", url, str(count), str(seconds)],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
 def run_ffmpeg(url: str, count: int, seconds: float) -> dict[str, float]:
-    argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", url,
-            "-c", "copy", "-f", "null", "-"]
-    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(count)]
+    argv = [
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        url,
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-",
+    ]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
     try:
         handles = [psutil.Process(p.pid) for p in procs]
         time.sleep(5)  # connect and probe, as the gateway's warm-up
@@ -110,8 +128,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="1,10,50")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--worker", nargs=3, metavar=("URL", "N", "SECONDS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("URL", "N", "SECONDS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         url, count, seconds = args.worker[0], int(args.worker[1]), float(args.worker[2])
@@ -131,8 +150,10 @@ def main() -> None:
         with RtspServer({"/cam": spec}) as server:
             url = server.url("/cam")
             print(f"clip: {clip}; {args.seconds:g} s measured per run, after warm-up")
-            print(f"{'N':>3} {'gateway cpu/cam-s':>18} {'ffmpeg cpu/cam-s':>17} {'ratio':>6} "
-                  f"{'gw RSS/cam MB':>14} {'ff RSS/cam MB':>14} {'gw drops':>8}")
+            print(
+                f"{'N':>3} {'gateway cpu/cam-s':>18} {'ffmpeg cpu/cam-s':>17} {'ratio':>6} "
+                f"{'gw RSS/cam MB':>14} {'ff RSS/cam MB':>14} {'gw drops':>8}"
+            )
             for n in counts:
                 gw = run_gateway(url, n, args.seconds)  # A
                 ff = run_ffmpeg(url, n, args.seconds)  # B
@@ -140,8 +161,10 @@ def main() -> None:
                 gw_cpu, ff_cpu = gw["cpu"] / cam_seconds, ff["cpu"] / cam_seconds
                 gw_rss = (gw["rss"] - gw["base_rss"]) / n / 1e6
                 ff_rss = ff["rss"] / n / 1e6
-                print(f"{n:>3} {gw_cpu:>18.4f} {ff_cpu:>17.4f} {gw_cpu / ff_cpu:>6.2f} "
-                      f"{gw_rss:>14.1f} {ff_rss:>14.1f} {int(gw['drops']):>8}")
+                print(
+                    f"{n:>3} {gw_cpu:>18.4f} {ff_cpu:>17.4f} {gw_cpu / ff_cpu:>6.2f} "
+                    f"{gw_rss:>14.1f} {ff_rss:>14.1f} {int(gw['drops']):>8}"
+                )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from adapters.rtsp import with_credentials
-
 from gateway.catalog.codes import InvalidDeviceCode, InvalidRegionCode, RegionLevel
 from gateway.catalog.models import (
     Camera,
@@ -66,10 +65,16 @@ def test_unencoded_at_sign_in_the_password() -> None:
 
 def test_explicit_credentials_and_no_credentials() -> None:
     source = StreamSource("rtsp://10.0.0.5/live", username="admin", password=PASSWORD)
-    assert with_credentials(source.main_url, source.username, source.password) == f"rtsp://admin:{PASSWORD}@10.0.0.5/live"
+    assert (
+        with_credentials(source.main_url, source.username, source.password)
+        == f"rtsp://admin:{PASSWORD}@10.0.0.5/live"
+    )
     anonymous = StreamSource("rtsps://10.0.0.5/live", username="", password="")
     assert (anonymous.username, anonymous.password) == (None, None)
-    assert with_credentials(anonymous.main_url, anonymous.username, anonymous.password) == "rtsps://10.0.0.5/live"
+    assert (
+        with_credentials(anonymous.main_url, anonymous.username, anonymous.password)
+        == "rtsps://10.0.0.5/live"
+    )
     same = StreamSource(f"rtsp://admin:{PASSWORD}@h/live", username="admin", password=PASSWORD)
     assert same.password == PASSWORD
 

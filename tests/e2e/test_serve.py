@@ -71,17 +71,27 @@ cameras:
 
         # Onboard one more camera through the API, with credentials in the URL.
         url = rtsp_server.url("/cam").replace("rtsp://", f"rtsp://admin:{password}x@")
-        r = httpx.post(f"{gw.base_url}/api/v1/cameras", json={
-            "id": "34150200001320000003", "name": "api camera", "class": "A",
-            "region": "341502", "owner_unit": "police", "sector": "police",
-            "source": {"main_url": url}})
+        r = httpx.post(
+            f"{gw.base_url}/api/v1/cameras",
+            json={
+                "id": "34150200001320000003",
+                "name": "api camera",
+                "class": "A",
+                "region": "341502",
+                "owner_unit": "police",
+                "sector": "police",
+                "source": {"main_url": url},
+            },
+        )
         assert r.status_code == 201, r.text
         gw.wait_for("/api/v1/cameras/34150200001320000003", state("", "online"), 30)
 
         tree = gw.get("/api/v1/regions").json()
         assert tree[0]["cameras"] == 3 and tree[0]["online"] == 2
-        everything = [gw.get(p).text for p in (
-            "/api/v1/cameras", f"/api/v1/cameras/{BAD_ID}", "/metrics", "/api/v1/regions")]
+        everything = [
+            gw.get(p).text
+            for p in ("/api/v1/cameras", f"/api/v1/cameras/{BAD_ID}", "/metrics", "/api/v1/regions")
+        ]
         assert gw.stop()
     for text in [*everything, gw.log]:
         assert password not in text
