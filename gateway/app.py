@@ -68,6 +68,7 @@ class Gateway:
     async def close(self) -> None:
         await self.hub.close()
         await self.store.close()
+        log.info("gateway stopped")
 
     async def _apply_config(self) -> None:
         """Declarative regions and cameras from the YAML file (and the demo camera)."""
