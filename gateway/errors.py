@@ -109,3 +109,19 @@ class StreamClosed(GatewayError, EOFError):
 
     code = "stream_closed"
     status = 410
+
+
+def source_error(reason: str, message: str) -> SourceError:
+    """The source error class for a status ``reason`` (a camera that went offline)."""
+    for cls in (
+        CameraAuthFailed,
+        CameraNotFound,
+        CameraTimeout,
+        CameraRefused,
+        CameraUnreachable,
+        UnsupportedCodec,
+        StreamEnded,
+    ):
+        if cls.reason == reason:
+            return cls(message)
+    return SourceError(message)

@@ -80,6 +80,10 @@ class Hub:
         async with self._probe_slots:
             with contextlib.suppress(errors.GatewayError):
                 await camera.next_keyframe(self.probe_timeout)
+            # A probe answers one question: let go at once rather than after the idle delay,
+            # so probing thousands of idle cameras holds few connections at any moment.
+            if camera.subscriber_count == 0 and not camera.always_on:
+                await camera.stop()
 
     def start_probing(self) -> None:
         self._prober = asyncio.get_running_loop().create_task(self._probe_loop(), name="probe")

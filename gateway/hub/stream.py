@@ -353,6 +353,11 @@ class CameraStream:
         s.state, s.reason, s.message = state, reason, message
         if state != State.ONLINE:
             self._reset_rates()
+        if state == State.OFFLINE:
+            # Whoever waits for a picture learns why there is none now, not at its timeout.
+            for waiter in self._keyframe_waiters:
+                if not waiter.done():
+                    waiter.set_exception(errors.source_error(reason.value, message))
 
     def _reset_rates(self) -> None:
         self.status.fps = self.status.bitrate = 0.0

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from adapters import open_source
+from gateway import errors
 from gateway.hub.hub import Hub
 from gateway.hub.status import Reason, State
 from gateway.hub.stream import CameraStream, StreamConfig
@@ -177,3 +178,21 @@ async def test_real_footage_with_b_frames(hub: Hub, rtsp_server: RtspServer) -> 
     s = stream.status
     assert (s.width, s.height, s.codec) == (1280, 720, "h264")
     assert s.profile == "High" and s.has_b_frames
+
+
+async def test_probe_refreshes_health_and_lets_go(
+    hub: Hub, make_rtsp_server: Callable[..., RtspServer]
+) -> None:
+    server = make_rtsp_server({"/cam": "test"})
+    stream = await hub.put("c10", "main", rtsp(server.url("/cam")), always_on=False)
+    assert not stream.running
+    await hub.probe(stream)
+    assert stream.status.state == State.ONLINE and not stream.running
+    assert await asyncio.to_thread(server.wait_active, "/cam", 0, 5)
+    server.stop()
+    started = time.monotonic()
+    await hub.probe(stream)
+    assert stream.status.state == State.OFFLINE and stream.status.reason == Reason.REFUSED
+    assert time.monotonic() - started < 4  # the refusal ends the probe, not its timeout
+    with pytest.raises(errors.CameraRefused):  # and a snapshot says why at once
+        await stream.next_keyframe(timeout=8)
