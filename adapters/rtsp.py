@@ -20,6 +20,7 @@ import av.error
 from adapters.source import RawPacket, Track
 from gateway import errors
 from gateway.hub.packet import Kind
+from gateway.netpolicy import NetPolicy, Purpose
 from gateway.redact import mask_url, redact
 
 SCHEMES = frozenset({"rtsp", "rtsps"})
@@ -49,12 +50,15 @@ class RtspSource:
         transport: str = "tcp",
         open_timeout: float = 10.0,
         read_timeout: float = 10.0,
+        policy: NetPolicy | None = None,
     ) -> None:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in SCHEMES:
             raise errors.InvalidInput(f"not an RTSP URL: {mask_url(url)}", field="url")
         self._url = with_credentials(url, username, password)
         redact.add(password)
+        if password:  # FFmpeg echoes the URL it was given, where it is percent-encoded
+            redact.add(quote(password, safe=""))
         self.display_url = mask_url(url)
         # FFmpeg's own socket timeout (µs) bounds connect, handshake and every read. PyAV's
         # ``timeout=`` argument is not used: its interrupt callback takes the GIL on every
@@ -65,13 +69,18 @@ class RtspSource:
             "protocol_whitelist": PROTOCOL_WHITELIST,
         }
         self._open_timeout = open_timeout
+        self._policy = policy
         self._container: av.container.InputContainer | None = None
         self._packets: Iterator[av.Packet[Any]] | None = None
 
     def open(self) -> list[Track]:
+        url = self._url
+        if self._policy is not None:
+            # Resolved and judged now, in this thread, and opened at that very address.
+            url = self._policy.pin(url, Purpose.STREAM)
         started = time.monotonic()
         try:
-            container = av.open(self._url, options=self._options)
+            container = av.open(url, options=self._options)
         except Exception as exc:
             # FFmpeg reports a server that accepts but never answers as InvalidDataError
             # once the timeout fires: only the elapsed time tells it from garbage.

@@ -1,7 +1,9 @@
 """Analysis of a frame source into events: the one code path for files and cameras.
 
-``analyze_source`` is what the worker runs for a live camera and for a closed recording
-segment; ``analyze_file`` opens a file for it, and ``analyze_files`` scans several,
+:class:`Analysis` holds one source's state (detectors, reference, timeline, signal loss)
+and is fed samples one at a time: the worker feeds it a live camera's samples and a
+camera's recorded segments one after the other; ``analyze_source`` feeds it a whole
+source. ``analyze_file`` opens a file for it, and ``analyze_files`` scans several,
 logging a bad file and going on with the next.
 """
 
@@ -16,14 +18,75 @@ from analytics.config import AnalysisConfig
 from analytics.detectors.signal_loss import SignalLossDetector
 from analytics.diagnose import Diagnoser
 from analytics.errors import AnalysisError, MediaNotFound
-from analytics.events import Event
+from analytics.events import Event, Report
 from analytics.frame import Frame
-from analytics.sampler import FileSource, FrameSource, Picture
+from analytics.reference import Reference
+from analytics.sampler import FileSource, FrameSource, Picture, Sample
 from analytics.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]  # told the time of each analysed picture
+
+
+class Analysis:
+    """One source's analysis: samples in, events out.
+
+    ``onsets``: report each event also when it is confirmed (live sources), not only when
+    it ends. Times are the source's clock; live sources also tell the wall-clock time with
+    :meth:`check`, which is what notices a camera that falls silent.
+    """
+
+    def __init__(
+        self,
+        config: AnalysisConfig,
+        *,
+        camera: str | None = None,
+        reference: Reference | None = None,
+        onsets: bool = False,
+    ) -> None:
+        self.diagnoser = Diagnoser(config.detectors, reference)
+        self.timeline = Timeline(config.debounce, camera, onsets=onsets)
+        self.signal = SignalLossDetector(config.detectors.signal_loss, camera)
+        self.last = -math.inf  # the latest time seen, of a sample or a check
+        self.last_picture: float | None = None
+
+    def feed(self, sample: Sample) -> list[Report]:
+        self.last = max(self.last, sample.t)
+        if isinstance(sample, Picture):
+            self.last_picture = sample.t
+            frame = Frame(sample.image)
+            return self.timeline.update(sample.t, self.diagnoser.diagnose(sample.t, frame), frame)
+        lost = self.signal.update(sample.t, sample.decodable)
+        return [] if lost is None else [lost]
+
+    def check(self, now: float) -> list[Report]:
+        """Live: it is ``now`` and the source has delivered everything up to now. Once it has
+        been silent too long, the open picture events end with the last picture (nothing
+        can be judged without one) and the signal loss begins."""
+        self.last = max(self.last, now)
+        onset = self.signal.check(now)
+        if onset is None:
+            return []
+        ended: list[Report] = []
+        if self.last_picture is not None:
+            ended += self.timeline.finish(self.last_picture)
+        return [*ended, onset]
+
+    def resume(self, now: float) -> None:
+        """Live: sampling starts again at ``now`` after a deliberate pause. Open events stay
+        open; temporal detectors start afresh; the silence timer counts from ``now``."""
+        self.last = max(self.last, now)
+        self.signal.expect(now)
+        self.diagnoser.interrupt()
+        self.timeline.interrupt()
+
+    def finish(self) -> list[Event]:
+        """The source ended: every event still open ends, at the latest time seen."""
+        if not math.isfinite(self.last):
+            return []
+        lost = self.signal.finish(self.last)
+        return [*([] if lost is None else [lost]), *self.timeline.finish(self.last)]
 
 
 def analyze_source(
@@ -34,23 +97,14 @@ def analyze_source(
     progress: Progress | None = None,
 ) -> Iterator[Event]:
     """Events of ``source``, each yielded as soon as it has ended (or the source has)."""
-    diagnoser = Diagnoser(config.detectors)
-    timeline = Timeline(config.debounce, camera)
-    signal = SignalLossDetector(config.detectors.signal_loss, camera)
-    last = -math.inf
+    analysis = Analysis(config, camera=camera)
     for sample in source:
-        last = max(last, sample.t)
-        if isinstance(sample, Picture):
-            frame = Frame(sample.image)
-            yield from timeline.update(sample.t, diagnoser.diagnose(sample.t, frame), frame)
-            if progress is not None:
-                progress(sample.t)
-        elif (lost := signal.update(sample.t, sample.decodable)) is not None:
-            yield lost
-    if math.isfinite(last):
-        if (lost := signal.finish(last)) is not None:
-            yield lost
-        yield from timeline.finish(last)
+        for report in analysis.feed(sample):
+            assert isinstance(report, Event)  # no onsets were asked for
+            yield report
+        if progress is not None and isinstance(sample, Picture):
+            progress(sample.t)
+    yield from analysis.finish()
 
 
 def analyze_file(

@@ -55,6 +55,12 @@ class Diagnoser:
         self._motion = MotionDetector(config.motion)
         self._learner = ReferenceLearner(config.learning, config.occlusion)
 
+    def interrupt(self) -> None:
+        """Sampling pauses (a live camera sampled now and then): the next sample must not be
+        compared with one from before the pause, which would look like motion."""
+        self._frozen = FrozenDetector(self.config.frozen)
+        self._motion = MotionDetector(self.config.motion)
+
     def relearn(self) -> None:
         """Forget the reference; the next stretch of good samples becomes the new one."""
         self.reference = None

@@ -52,3 +52,22 @@ class Event:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Onset:
+    """An event that has begun and is still going on, reported by live analysis as soon as
+    debouncing confirms it so that an operator learns of a fault while it lasts.
+
+    The :class:`Event` that ends it follows later with the same ``type``, ``camera`` and
+    ``start``; ``score`` and ``thumbnail`` are those seen so far.
+    """
+
+    type: EventType
+    start: float
+    score: float
+    thumbnail: bytes | None = None
+    camera: str | None = None
+
+
+Report = Onset | Event  # what an analysis reports: a begun event, or an ended one

@@ -25,7 +25,7 @@ Strategies (:class:`Strategy`):
     the measurements behind this choice.
 
 Two sources share one decoding loop: :class:`FileSource` (a recording, timestamps in
-seconds from the file's start) and :func:`decode_packets` (the hub's
+seconds from the file's start) and :class:`PacketDecoder` (the hub's
 :class:`gateway.hub.packet.Packet` stream of a live camera, timestamps in the gateway's
 wall clock).
 """
@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 from analytics.errors import CorruptMedia, NoVideoStream, TruncatedMedia
 
 if TYPE_CHECKING:
-    from gateway.hub.packet import Packet
+    from gateway.hub.packet import CodecParams, Packet
 
 StrategyKind = Literal["auto", "keyframes", "fps", "all"]
 
@@ -146,12 +146,19 @@ class _Decoder:
     """
 
     def __init__(
-        self, ctx: VideoCodecContext, strategy: Strategy, width: int, decode_gop: DecodeGop
+        self,
+        ctx: VideoCodecContext,
+        strategy: Strategy,
+        width: int,
+        decode_gop: DecodeGop,
+        *,
+        drain_keyframes: bool = False,
     ) -> None:
         self.ctx = ctx
         self.strategy = strategy
         self.width = width
         self.decode_gop = decode_gop
+        self.drain_keyframes = drain_keyframes  # see PacketDecoder
         self.pictures = 0  # pictures decoded (kept or not)
         self.last_failed = False  # the most recent packet given to the decoder failed
         self._gop_decoded = False
@@ -179,6 +186,9 @@ class _Decoder:
                 del self._times[next(iter(self._times))]
         try:
             frames = self.ctx.decode(packet)
+            if self.drain_keyframes and packet.is_keyframe and not self._gop_decoded:
+                frames += self.ctx.decode(None)
+                self.ctx.flush_buffers()  # leaves the drained state: the decoder takes more
         except av.error.FFmpegError:
             self.last_failed = True
             yield Pulse(pulse, decodable=False)
@@ -351,43 +361,61 @@ class FileSource:
             )
 
 
-def decode_packets(packets: Iterable[Packet], strategy: Strategy, width: int) -> Iterator[Sample]:
-    """Samples from a live camera's hub packets; times are the packets' arrival times.
+class PacketDecoder:
+    """Samples from a live camera's hub packets, fed one at a time; times are the packets'
+    arrival times.
 
     Audio packets are ignored. A change of codec parameters (``packet.codec`` is a new
     object) starts a fresh decoder at the next keyframe. ``auto`` cannot see the next
-    keyframe coming, so it judges each GOP by the length of the previous one.
+    keyframe coming, so it judges each GOP by the length of the previous one. A keyframe
+    decoded alone is drained from the decoder at once: a decoder of a stream with B-frames
+    otherwise holds each picture back until the next keyframe, a whole GOP late.
     """
-    decoder: _Decoder | None = None
-    codec = None
-    previous_key = math.nan
 
-    def decode_gop(t: float) -> bool:
-        nonlocal previous_key
-        gop, previous_key = t - previous_key, t
-        if strategy.kind == "auto":  # unknown (nan) at the first keyframe: decode it all
-            return not gop <= strategy.max_interval
-        return strategy.kind != "keyframes"
+    def __init__(self, strategy: Strategy, width: int) -> None:
+        self.strategy = strategy
+        self.width = width
+        self._decoder: _Decoder | None = None
+        self._codec: CodecParams | None = None
+        self._previous_key = math.nan
 
-    for packet in packets:
+    def _decode_gop(self, t: float) -> bool:
+        gop, self._previous_key = t - self._previous_key, t
+        if self.strategy.kind == "auto":  # unknown (nan) at the first keyframe: decode it all
+            return not gop <= self.strategy.max_interval
+        return self.strategy.kind != "keyframes"
+
+    def feed(self, packet: Packet) -> Iterator[Sample]:
         if packet.kind != "video":
-            continue
-        if packet.codec is not codec:
+            return
+        if packet.codec is not self._codec:
             if not packet.keyframe:
-                continue  # a decoder can only start at a keyframe
-            codec = packet.codec
+                return  # a decoder can only start at a keyframe
+            self._codec = packet.codec
             # No frame threads: they hold back one picture per thread, i.e. whole GOPs
             # of latency when only keyframes are decoded.
-            ctx = av.CodecContext.create(codec.name, "r")
+            ctx = av.CodecContext.create(packet.codec.name, "r")
             if not isinstance(ctx, VideoCodecContext):
-                raise ValueError(f"{codec.name} is not a video codec")
-            _open_codec(ctx, strategy, threads=False)
-            decoder = _Decoder(ctx, strategy, width, decode_gop)
-        assert decoder is not None  # set together with codec
+                raise ValueError(f"{packet.codec.name} is not a video codec")
+            _open_codec(ctx, self.strategy, threads=False)
+            self._decoder = _Decoder(
+                ctx, self.strategy, self.width, self._decode_gop, drain_keyframes=True
+            )
+        assert self._decoder is not None  # set together with the codec
         av_packet = av.Packet(packet.data)
         av_packet.pts, av_packet.dts = packet.pts, packet.dts
         av_packet.time_base = packet.codec.time_base
         av_packet.is_keyframe = packet.keyframe
-        yield from decoder.feed(av_packet, packet.arrival)
-    if decoder is not None:
-        yield from decoder.flush()
+        yield from self._decoder.feed(av_packet, packet.arrival)
+
+    def flush(self) -> Iterator[Sample]:
+        if self._decoder is not None:
+            yield from self._decoder.flush()
+
+
+def decode_packets(packets: Iterable[Packet], strategy: Strategy, width: int) -> Iterator[Sample]:
+    """Samples from a sequence of hub packets (see :class:`PacketDecoder`)."""
+    decoder = PacketDecoder(strategy, width)
+    for packet in packets:
+        yield from decoder.feed(packet)
+    yield from decoder.flush()

@@ -5,6 +5,10 @@ latest positive sample, with no negative sample between), and the event ends onc
 condition has been absent for ``off_seconds``. The event's start is backdated to the
 first positive sample, its end to the first negative one, so debouncing delays the
 report but does not distort the interval.
+
+Files are reported event by event as each ends. Live sources (``onsets=True``) also get an
+:class:`~analytics.events.Onset` the moment an event is confirmed, so a fault is known while
+it lasts; its :class:`~analytics.events.Event` follows when it ends.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from analytics.detectors.base import Reading
-from analytics.events import Event, EventType
+from analytics.events import Event, EventType, Onset, Report
 from analytics.frame import Frame
 
 
@@ -64,16 +68,22 @@ class Timeline:
     """Per-camera state: the conditions being tracked."""
 
     def __init__(
-        self, debounce: Mapping[EventType, Debounce] = DEFAULT_DEBOUNCE, camera: str | None = None
+        self,
+        debounce: Mapping[EventType, Debounce] = DEFAULT_DEBOUNCE,
+        camera: str | None = None,
+        *,
+        onsets: bool = False,
     ) -> None:
         self.debounce = debounce
         self.camera = camera
+        self.onsets = onsets
         self._tracks: dict[EventType, _Track] = {}
         self._previous_t: float | None = None
 
-    def update(self, t: float, readings: Mapping[EventType, Reading], frame: Frame) -> list[Event]:
-        """Feed one sample's readings; returns the events that ended with it."""
-        ended: list[Event] = []
+    def update(self, t: float, readings: Mapping[EventType, Reading], frame: Frame) -> list[Report]:
+        """Feed one sample's readings; returns the events that ended with it (and, with
+        ``onsets``, those confirmed by it)."""
+        ended: list[Report] = []
         previous_t, self._previous_t = self._previous_t, t
         for kind, reading in readings.items():
             rule = self.debounce[kind]
@@ -83,7 +93,10 @@ class Timeline:
                     start = previous_t if rule.from_previous and previous_t is not None else t
                     track = self._tracks[kind] = _Track(start, reading, frame)
                 track.see(reading, frame)
-                track.opened = track.opened or t - track.start >= rule.on_seconds
+                if not track.opened and t - track.start >= rule.on_seconds:
+                    track.opened = True
+                    if self.onsets:
+                        ended.append(self._onset(kind, track))
             elif track is not None:
                 if not track.opened:
                     del self._tracks[kind]  # did not last: not an event
@@ -93,6 +106,11 @@ class Timeline:
                 if t - track.cleared_at >= rule.off_seconds:
                     ended.append(self._event(kind, self._tracks.pop(kind), track.cleared_at))
         return ended
+
+    def interrupt(self) -> None:
+        """Sampling pauses (a live camera sampled now and then): the next sample does not
+        follow this one, so no verdict may be backdated to it. Events stay open."""
+        self._previous_t = None
 
     def finish(self, t: float) -> list[Event]:
         """The source ended at ``t``: end every open event (pending ones did not last)."""
@@ -107,3 +125,6 @@ class Timeline:
 
     def _event(self, kind: EventType, track: _Track, end: float) -> Event:
         return Event(kind, track.start, end, track.peak, track.peak_frame.jpeg(), self.camera)
+
+    def _onset(self, kind: EventType, track: _Track) -> Onset:
+        return Onset(kind, track.start, track.peak, track.peak_frame.jpeg(), self.camera)

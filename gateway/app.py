@@ -15,9 +15,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from adapters import open_source
+from adapters.onvif.manager import OnvifManager
+from analytics.service import Analytics
+from gateway.alarms.service import AlarmService
+from gateway.audit import AuditLog
+from gateway.auth.limits import BodyLimit
+from gateway.auth.service import Security
+from gateway.bus import Bus, create_bus
 from gateway.catalog.models import (
     Camera,
     CameraClass,
@@ -28,19 +37,40 @@ from gateway.catalog.models import (
     StreamSource,
 )
 from gateway.catalog.store import CatalogStore
+from gateway.errors import InvalidInput, NotFound
+from gateway.eventlog import EventLog
 from gateway.hub.hub import MAIN, SUB, Hub
 from gateway.hub.status import State
 from gateway.hub.stream import CameraStream
+from gateway.netpolicy import NetPolicy, Purpose
+from gateway.relay.whep import Relay
 from gateway.settings import Settings
+from recorder.service import Recorder
 
 log = logging.getLogger(__name__)
 
 
 class Gateway:
+    # Opened in start(): users, tokens and the audit chain (gateway/auth, gateway/audit.py).
+    security: Security
+    audit: AuditLog
+
     def __init__(self, settings: Settings, store: CatalogStore, hub: Hub) -> None:
         self.settings = settings
         self.store = store
         self.hub = hub
+        self.netpolicy = NetPolicy(settings.security, own_ports={settings.server.port})
+        self.relay = Relay(settings.relay)
+        redis = settings.redis_url
+        self.bus: Bus = create_bus(redis.get_secret_value() if redis else None)
+        self.recorder = Recorder(settings.recorder, Path(settings.data_dir), hub, self.bus)
+        self.events = EventLog(Path(settings.data_dir) / "events", self.bus)
+        self.analytics = Analytics(
+            settings, store, hub, self.events, self.bus, recordings=self.recorder.root
+        )
+        self.onvif = OnvifManager(self, settings.onvif)
+        # Before the event log starts: its stream's horizon must precede every message.
+        self.alarms = AlarmService(self, settings.alarms)
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -53,11 +83,19 @@ class Gateway:
             probe_timeout=settings.hub.probe_timeout,
         )
         gateway = cls(settings, store, hub)
+        gateway.security = await Security.open(settings.security, data_dir, gateway.region_of)
+        gateway.audit = gateway.security.audit
         try:
+            await gateway.events.start()  # first: publishes what a crash left unpublished
+            await gateway.recorder.start()  # reconciles the archive before anything records
             await gateway._apply_config()
             cameras = await store.all_cameras()
             for camera in cameras:
                 await gateway._attach(camera)
+                await gateway.recorder.apply(camera)
+            await gateway.onvif.start()  # after the hub has the cameras: health probes them
+            await gateway.analytics.start()  # after the hub has the cameras: samples them
+            await gateway.alarms.start()  # last: an interrupted linkage needs all of the above
         except BaseException:
             await gateway.close()
             raise
@@ -66,8 +104,16 @@ class Gateway:
         return gateway
 
     async def close(self) -> None:
+        await self.alarms.close()  # its linkage uses the recorder, the hub and the event log
+        await self.analytics.close()  # its last events are logged; it holds hub subscribers
+        await self.onvif.close()  # its health checks update cameras: stop them first
+        await self.relay.close()  # viewers first: they hold hub subscribers
+        await self.security.close()  # audits the views the relay just ended
+        await self.recorder.close()  # finishes open segments before the hub goes
         await self.hub.close()
         await self.store.close()
+        await self.events.close()
+        await self.bus.close()
         log.info("gateway stopped")
 
     async def _apply_config(self) -> None:
@@ -106,20 +152,40 @@ class Gateway:
 
     # --- cameras: catalog and hub together -----------------------------------------
 
+    async def region_of(self, camera_id: str) -> str | None:
+        """The camera's region, None if it is not (or no longer) in the catalog."""
+        try:
+            return (await self.store.get_camera(camera_id)).region
+        except (NotFound, InvalidInput):
+            return None
+
+    async def _check_source(self, source: StreamSource) -> None:
+        """The network policy on a source given through the API (422 if refused)."""
+        for field, url in (("main_url", source.main_url), ("sub_url", source.sub_url)):
+            if url is not None:
+                await self.netpolicy.check(url, Purpose.STREAM, field=f"source.{field}")
+
     async def create_camera(self, camera: Camera) -> Camera:
+        await self._check_source(camera.source)
         created = await self.store.create_camera(camera)
         await self._attach(created)
+        await self.recorder.apply(created)
         return created
 
     async def update_camera(self, camera_id: str, changes: dict[str, Any]) -> Camera:
         before = await self.store.get_camera(camera_id)
+        if "source" in changes and changes["source"] != before.source:
+            await self._check_source(changes["source"])
         updated = await self.store.update_camera(camera_id, **changes)
         if updated.source != before.source or updated.recording != before.recording:
             await self._attach(updated)
+        await self.recorder.apply(updated)  # recording policy and class (retention)
         return updated
 
     async def delete_camera(self, camera_id: str) -> None:
         await self.store.delete_camera(camera_id)
+        await self.onvif.remove(camera_id)
+        await self.recorder.remove(camera_id)  # footage stays, under retention
         await self.hub.remove(camera_id)
 
     async def _attach(self, camera: Camera) -> None:
@@ -145,6 +211,7 @@ class Gateway:
             transport=hub.rtsp_transport,
             open_timeout=hub.open_timeout,
             read_timeout=hub.read_timeout,
+            policy=self.netpolicy,  # judged again at every connect: DNS may have changed
         )
 
     def stream(self, camera_id: str, stream: str = MAIN) -> CameraStream:
@@ -156,7 +223,23 @@ class Gateway:
 
 def create_app(settings: Settings) -> FastAPI:
     # Routers depend on Gateway (this module): imported here, when the app is assembled.
-    from gateway.api import cameras, errors, health, regions
+    from gateway.api import (
+        alarms,
+        audit,
+        auth,
+        cameras,
+        diagnosis,
+        errors,
+        events,
+        health,
+        live,
+        onvif,
+        ptz,
+        recordings,
+        regions,
+        stream,
+    )
+    from gateway.auth.rules import enforce
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,8 +255,29 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="Camera catalog, one-pull media hub and live status for public-video networks.",
         lifespan=lifespan,
+        # Every route passes the access table (gateway/auth/rules.py): deny by default.
+        dependencies=[Depends(enforce)],
     )
     errors.install(app)
-    for module in (cameras, regions, health):
+    app.add_middleware(BodyLimit, limit=int(settings.security.max_body_bytes))
+    # stream before events, whose /api/v1/events/{event_id} would take "stream" for an id.
+    for module in (
+        cameras,
+        regions,
+        health,
+        live,
+        recordings,
+        onvif,
+        ptz,
+        stream,
+        events,
+        diagnosis,
+        alarms,
+    ):
         app.include_router(module.router)
+    app.include_router(auth.router)
+    app.include_router(audit.router)
+    # The operators' video wall: static files, no build step.
+    app.mount("/wall", StaticFiles(directory=Path(__file__).with_name("web"), html=True), "wall")
+    app.add_api_route("/", lambda: RedirectResponse("/wall/"), include_in_schema=False)
     return app

@@ -8,9 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adapters.onvif.cli import register as register_onvif
 from analytics.cli import register as register_analytics
 from gateway import settings as config
+from gateway.auth.cli import register as register_auth
 from gateway.redact import RedactingFilter
+from recorder.cli import register as register_recorder
 
 
 def setup_logging(level: str) -> None:
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check_config)
 
     register_analytics(commands)
+    register_auth(commands)
+    register_onvif(commands)
+    register_recorder(commands)
     return parser
 
 

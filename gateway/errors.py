@@ -9,6 +9,8 @@ HTTP ``status``. Messages must never contain secrets: build them from masked URL
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class GatewayError(Exception):
     """Base of every deliberate error in the gateway."""
@@ -42,6 +44,33 @@ class NotFound(GatewayError, LookupError):
 class Conflict(GatewayError):
     code = "conflict"
     status = 409
+
+
+class Unauthenticated(GatewayError, PermissionError):
+    """No credentials, or credentials that are not valid (unknown, expired, revoked)."""
+
+    code = "unauthenticated"
+    status = 401
+    # RFC 9110: a 401 names the scheme the client should use.
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="sharpeyes"'}
+
+
+class Forbidden(GatewayError, PermissionError):
+    """Authenticated, but the role does not allow this (objects out of scope are NotFound)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class TooManyRequests(GatewayError):
+    """A rate limit: ``retry_after`` seconds until the client may try again."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
 
 
 class Overloaded(GatewayError):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.catalog.codes import parse_region_code
+from gateway.catalog.models import Camera
 from gateway.hub.hub import MAIN
 from gateway.hub.status import State
 
@@ -13,9 +15,14 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 
-async def region_counts(gateway: Gateway) -> dict[str, tuple[int, int]]:
-    """region code → (cameras in its subtree, of which online), for every level."""
-    cameras = await gateway.store.all_cameras()
+async def region_counts(
+    gateway: Gateway, counted: Callable[[Camera], bool] = lambda _: True
+) -> dict[str, tuple[int, int]]:
+    """region code → (cameras in its subtree, of which online), for every level.
+
+    ``counted``: only these cameras (a principal's scope: ``scope.allows``).
+    """
+    cameras = [c for c in await gateway.store.all_cameras() if counted(c)]
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for camera in cameras:
         stream = gateway.hub.find(camera.id, MAIN)
@@ -39,7 +46,7 @@ async def render(gateway: Gateway) -> str:
     def sample(name: str, kind: str, help_: str, labels: dict[str, str], value: float) -> None:
         family = families.setdefault(name, (kind, help_, []))
         text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-        family[2].append(f"{name}{{{text}}} {value:g}")
+        family[2].append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
 
     for camera in cameras:
         stream = gateway.hub.find(camera.id, MAIN)
@@ -101,7 +108,34 @@ async def render(gateway: Gateway) -> str:
             {"region": code},
             online / total if total else 0.0,
         )
+    for name, kind, help_, labels, value in await gateway.analytics.metric_samples(cameras):
+        sample(name, kind, help_, labels, value)
+    relay = gateway.relay
+    sample("sharpeyes_relay_sessions", "gauge", "WHEP viewer sessions", {}, len(relay.sessions()))
+    sample(
+        "sharpeyes_relay_sessions_opened_total",
+        "counter",
+        "WHEP sessions answered",
+        {},
+        relay.opened,
+    )
+    for reason, count in sorted(relay.ended.items()):
+        sample(
+            "sharpeyes_relay_sessions_ended_total",
+            "counter",
+            "WHEP sessions ended, by why",
+            {"reason": reason},
+            count,
+        )
+    for code, count in sorted(relay.refused.items()):
+        sample(
+            "sharpeyes_relay_offers_refused_total",
+            "counter",
+            "WHEP offers refused, by code",
+            {"code": code},
+            count,
+        )
     out = []
     for name, (kind, help_, lines) in families.items():
         out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", *lines]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + await gateway.recorder.metrics()

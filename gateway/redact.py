@@ -34,6 +34,11 @@ class Redactor:
         # Replaced, never mutated: threads add secrets while others iterate (copy-on-write).
         self._secrets: frozenset[str] = frozenset()
 
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every secret registered so far (the test suite's leak check reads them)."""
+        return self._secrets
+
     def add(self, secret: str | None) -> None:
         # Very short secrets would mask ordinary words.
         if secret and len(secret) >= 4 and secret not in self._secrets:

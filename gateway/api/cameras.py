@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Query, Response, status
 from gateway.api.deps import CameraId, GatewayDep
 from gateway.api.schemas import CameraIn, CameraOut, CameraPage, CameraPatch, StatusOut
 from gateway.app import Gateway
+from gateway.audit import Action
+from gateway.auth.rules import CurrentPrincipal, require_scope
 from gateway.catalog.codes import parse_region_code
 from gateway.catalog.models import Camera, CameraClass, Sector
 from gateway.hub.hub import MAIN
-from gateway.hub.snapshot import snapshot
 from gateway.hub.status import State
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
@@ -33,14 +35,20 @@ def camera_out(gateway: Gateway, camera: Camera) -> CameraOut:
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=CameraOut, response_model_by_alias=True
 )
-async def create_camera(body: CameraIn, gateway: GatewayDep) -> CameraOut:
-    camera = await gateway.create_camera(body.to_camera())
-    return camera_out(gateway, camera)
+async def create_camera(
+    body: CameraIn, gateway: GatewayDep, principal: CurrentPrincipal
+) -> CameraOut:
+    camera = body.to_camera()
+    require_scope(principal, camera)
+    created = await gateway.create_camera(camera)
+    await gateway.audit.record(principal, Action.CAMERA_CREATE, camera=created.id)
+    return camera_out(gateway, created)
 
 
 @router.get("", response_model=CameraPage, response_model_by_alias=True)
 async def list_cameras(
     gateway: GatewayDep,
+    principal: CurrentPrincipal,
     camera_class: Annotated[CameraClass | None, Query(alias="class")] = None,
     region: Annotated[str | None, Query(description="region code: its whole subtree")] = None,
     sector: Sector | None = None,
@@ -56,6 +64,8 @@ async def list_cameras(
         region=region,
         sector=sector,
         ids=ids,
+        within_regions=principal.scope.regions,
+        within_classes=principal.scope.classes,
         limit=limit,
         offset=offset,
     )
@@ -70,13 +80,25 @@ async def get_camera(camera_id: CameraId, gateway: GatewayDep) -> CameraOut:
 
 
 @router.patch("/{camera_id}", response_model=CameraOut, response_model_by_alias=True)
-async def update_camera(camera_id: CameraId, body: CameraPatch, gateway: GatewayDep) -> CameraOut:
-    camera = await gateway.update_camera(camera_id, body.changes())
+async def update_camera(
+    camera_id: CameraId, body: CameraPatch, gateway: GatewayDep, principal: CurrentPrincipal
+) -> CameraOut:
+    changes = body.changes()
+    require_scope(principal, replace(await gateway.store.get_camera(camera_id), **changes))
+    camera = await gateway.update_camera(camera_id, changes)
+    # Field names only: values may hold a password.
+    await gateway.audit.record(
+        principal, Action.CAMERA_UPDATE, camera=camera_id, detail={"changed": sorted(changes)}
+    )
     return camera_out(gateway, camera)
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_camera(camera_id: CameraId, gateway: GatewayDep) -> Response:
+async def delete_camera(
+    camera_id: CameraId, gateway: GatewayDep, principal: CurrentPrincipal
+) -> Response:
+    # Recorded first: once deleted, the camera's region is no longer known to the entry.
+    await gateway.audit.record(principal, Action.CAMERA_DELETE, camera=camera_id)
     await gateway.delete_camera(camera_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -89,8 +111,7 @@ async def delete_camera(camera_id: CameraId, gateway: GatewayDep) -> Response:
 async def camera_snapshot(
     camera_id: CameraId, gateway: GatewayDep, stream: StreamChoice = "main"
 ) -> Response:
-    await gateway.store.get_camera(camera_id)  # 404 for unknown cameras
-    jpeg = await snapshot(
-        gateway.stream(camera_id, stream), timeout=gateway.settings.hub.probe_timeout
-    )
+    camera = await gateway.store.get_camera(camera_id)  # 404 for unknown cameras
+    # An ONVIF camera's own JPEG when the hub is not pulling it (see OnvifManager.snapshot).
+    jpeg = await gateway.onvif.snapshot(camera, gateway.stream(camera_id, stream))
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

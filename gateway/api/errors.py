@@ -31,7 +31,11 @@ def _body(code: str, message: str, **extra: object) -> dict[str, object]:
 
 async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
     field = exc.field if isinstance(exc, InvalidInput) else None
-    return JSONResponse(_body(exc.code, exc.message, field=field), status_code=exc.status)
+    return JSONResponse(
+        _body(exc.code, exc.message, field=field),
+        status_code=exc.status,
+        headers=getattr(exc, "headers", None),  # WWW-Authenticate, Retry-After
+    )
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -50,7 +54,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+        exc.status_code, "http_error"
+    )
     return JSONResponse(
         _body(code, str(exc.detail)),
         status_code=exc.status_code,

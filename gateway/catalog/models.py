@@ -31,6 +31,7 @@ from gateway.redact import redact
 __all__ = [
     "Camera",
     "CameraClass",
+    "OnvifInfo",
     "Origin",
     "PublicSource",
     "RecordingPolicy",
@@ -189,6 +190,34 @@ class StreamSource:
 
 
 @dataclass(frozen=True, slots=True)
+class OnvifInfo:
+    """What a camera onboarded through ONVIF told about itself (adapters/onvif).
+
+    ``main_profile`` is the media profile the main stream and PTZ use; the URIs never carry
+    credentials (the account is the source's).
+    """
+
+    host: str
+    port: int
+    manufacturer: str = ""
+    model: str = ""
+    firmware: str = ""
+    serial: str = ""
+    main_profile: str = ""
+    sub_profile: str | None = None
+    snapshot_uri: str | None = None
+    ptz: bool = False
+    events: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host", _text(self.host, "host"))
+        if not 1 <= self.port <= 65535:
+            raise InvalidInput("port must be between 1 and 65535", field="port")
+        if self.snapshot_uri is not None and "@" in (urlsplit(self.snapshot_uri).netloc):
+            raise InvalidInput("snapshot_uri must not carry credentials", field="snapshot_uri")
+
+
+@dataclass(frozen=True, slots=True)
 class Region:
     """A node of the region tree; ``level`` and ``parent`` follow from the code."""
 
@@ -227,6 +256,7 @@ class Camera:
     lon: float | None = None
     recording: RecordingPolicy = RecordingPolicy.OFF
     tags: tuple[str, ...] = ()
+    onvif: OnvifInfo | None = None
     origin: Origin = Origin.API
     created_at: datetime = field(default_factory=_utcnow)
     updated_at: datetime = field(default_factory=_utcnow)

@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -30,6 +30,7 @@ from gateway.catalog.codes import parse_device_code, parse_region_code
 from gateway.catalog.models import (
     Camera,
     CameraClass,
+    OnvifInfo,
     Origin,
     Region,
     RegionNode,
@@ -37,6 +38,7 @@ from gateway.catalog.models import (
     StreamSource,
 )
 from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.secretbox import SecretBox
 
 __all__ = ["SCHEMA_VERSION", "UPDATABLE_FIELDS", "CatalogStore"]
 
@@ -75,6 +77,11 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cameras_region ON cameras (region);
     """,
+    # ONVIF facts of cameras onboarded by address and password (OnvifInfo as JSON).
+    "ALTER TABLE cameras ADD COLUMN onvif TEXT;",
+    # The password sealed with the secret key (gateway/secretbox.py). The plaintext column
+    # above is emptied into it when the store opens (_seal_plaintext), which SQL cannot do.
+    "ALTER TABLE cameras ADD COLUMN secret TEXT;",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -90,9 +97,10 @@ _CAMERA_COLUMNS = (
     "main_url",
     "sub_url",
     "username",
-    "password",
+    "secret",
     "recording",
     "tags",
+    "onvif",
     "origin",
     "created_at",
     "updated_at",
@@ -112,22 +120,47 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+class _Connection(sqlite3.Connection):
+    """A connection that carries the key for the secrets in its rows."""
+
+    box: SecretBox
+
+
+def _connect(path: Path, box: SecretBox | None) -> _Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Autocommit mode: transactions are opened explicitly by _transaction, not guessed by
     # the sqlite3 module.
-    db = sqlite3.connect(path, isolation_level=None)
+    db = sqlite3.connect(path, isolation_level=None, factory=_Connection)
     try:
+        db.box = box or SecretBox.load(path.parent)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA busy_timeout = 5000")  # another process may hold the write lock
+        # Freed pages are zeroed: a password replaced or sealed leaves no copy in the file.
+        db.execute("PRAGMA secure_delete = ON")
         _migrate(db)
+        _seal_plaintext(db)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _seal_plaintext(db: _Connection) -> None:
+    """Encrypt passwords written by releases before sealing; checks the key on the way."""
+    with _transaction(db, write=True):
+        rows = db.execute("SELECT id, password FROM cameras WHERE password IS NOT NULL")
+        for camera_id, password in rows.fetchall():
+            db.execute(
+                "UPDATE cameras SET secret = ?, password = NULL WHERE id = ?",
+                (db.box.seal(password, camera_id), camera_id),
+            )
+        # A wrong key must stop the start, not surface later as a camera that fails auth.
+        sealed = db.execute("SELECT id, secret FROM cameras WHERE secret IS NOT NULL LIMIT 1")
+        for camera_id, secret in sealed.fetchall():
+            db.box.open(secret, camera_id)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -160,8 +193,9 @@ def _transaction(db: sqlite3.Connection, *, write: bool) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def _camera_row(camera: Camera) -> dict[str, Any]:
+def _camera_row(db: _Connection, camera: Camera) -> dict[str, Any]:
     source = camera.source
+    secret = None if source.password is None else db.box.seal(source.password, camera.id)
     return {
         "id": camera.id,
         "name": camera.name,
@@ -174,21 +208,23 @@ def _camera_row(camera: Camera) -> dict[str, Any]:
         "main_url": source.main_url,
         "sub_url": source.sub_url,
         "username": source.username,
-        "password": source.password,
+        "secret": secret,
         "recording": camera.recording.value,
         "tags": json.dumps(list(camera.tags), ensure_ascii=False),
+        "onvif": json.dumps(asdict(camera.onvif)) if camera.onvif else None,
         "origin": camera.origin.value,
         "created_at": camera.created_at.isoformat(),
         "updated_at": camera.updated_at.isoformat(),
     }
 
 
-def _camera_from_row(row: sqlite3.Row) -> Camera:
+def _camera_from_row(db: _Connection, row: sqlite3.Row) -> Camera:
+    secret = row["secret"]
     source = StreamSource(
         main_url=row["main_url"],
         sub_url=row["sub_url"],
         username=row["username"],
-        password=row["password"],
+        password=None if secret is None else db.box.open(secret, row["id"]),
     )
     return Camera(
         id=row["id"],
@@ -202,37 +238,38 @@ def _camera_from_row(row: sqlite3.Row) -> Camera:
         lon=row["lon"],
         recording=row["recording"],
         tags=tuple(json.loads(row["tags"])),
+        onvif=OnvifInfo(**json.loads(row["onvif"])) if row["onvif"] else None,
         origin=row["origin"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
     )
 
 
-def _fetch_camera(db: sqlite3.Connection, camera_id: str) -> Camera | None:
+def _fetch_camera(db: _Connection, camera_id: str) -> Camera | None:
     row = db.execute("SELECT * FROM cameras WHERE id = ?", (camera_id,)).fetchone()
-    return None if row is None else _camera_from_row(row)
+    return None if row is None else _camera_from_row(db, row)
 
 
-def _get_camera(db: sqlite3.Connection, camera_id: str) -> Camera:
+def _get_camera(db: _Connection, camera_id: str) -> Camera:
     camera = _fetch_camera(db, camera_id)
     if camera is None:
         raise NotFound(f"camera {camera_id} does not exist")
     return camera
 
 
-def _fetch_region(db: sqlite3.Connection, code: str) -> Region | None:
+def _fetch_region(db: _Connection, code: str) -> Region | None:
     row = db.execute("SELECT code, name FROM regions WHERE code = ?", (code,)).fetchone()
     return None if row is None else Region(code=row["code"], name=row["name"])
 
 
-def _get_region(db: sqlite3.Connection, code: str) -> Region:
+def _get_region(db: _Connection, code: str) -> Region:
     region = _fetch_region(db, code)
     if region is None:
         raise NotFound(f"region {code} does not exist")
     return region
 
 
-def _require_region(db: sqlite3.Connection, code: str, *, field: str) -> None:
+def _require_region(db: _Connection, code: str, *, field: str) -> None:
     """A reference to a region that must already be in the catalog (422, not 404)."""
     if _fetch_region(db, code) is None:
         raise InvalidInput(
@@ -242,7 +279,7 @@ def _require_region(db: sqlite3.Connection, code: str, *, field: str) -> None:
         )
 
 
-def _save_region(db: sqlite3.Connection, region: Region) -> None:
+def _save_region(db: _Connection, region: Region) -> None:
     if region.parent is not None:
         _require_region(db, region.parent, field="code")
     db.execute(
@@ -252,24 +289,27 @@ def _save_region(db: sqlite3.Connection, region: Region) -> None:
     )
 
 
-def _all_cameras(db: sqlite3.Connection) -> list[Camera]:
-    return [_camera_from_row(row) for row in db.execute("SELECT * FROM cameras ORDER BY id")]
+def _all_cameras(db: _Connection) -> list[Camera]:
+    rows = db.execute("SELECT * FROM cameras ORDER BY id").fetchall()
+    return [_camera_from_row(db, row) for row in rows]
 
 
 class CatalogStore:
     """Cameras and regions in one SQLite file. Create with ``await CatalogStore.open(path)``."""
 
-    def __init__(self, executor: ThreadPoolExecutor, db: sqlite3.Connection) -> None:
+    def __init__(self, executor: ThreadPoolExecutor, db: _Connection) -> None:
         self._executor = executor
         self._db = db
         self._closed = False
 
     @classmethod
-    async def open(cls, path: Path) -> CatalogStore:
+    async def open(cls, path: Path, box: SecretBox | None = None) -> CatalogStore:
+        """Open (and migrate) the catalog; passwords are sealed with ``box``, by default
+        the key from the environment or the key file beside the database (secretbox.py)."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
         try:
             # sqlite3 connections belong to the thread that made them: make it in the worker.
-            db = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+            db = await asyncio.get_running_loop().run_in_executor(executor, _connect, path, box)
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -296,7 +336,7 @@ class CatalogStore:
 
     async def _call(
         self,
-        work: Callable[Concatenate[sqlite3.Connection, _P], _T],
+        work: Callable[Concatenate[_Connection, _P], _T],
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> _T:
@@ -313,7 +353,7 @@ class CatalogStore:
         return await self._call(self._create_region, region)
 
     @staticmethod
-    def _create_region(db: sqlite3.Connection, region: Region) -> Region:
+    def _create_region(db: _Connection, region: Region) -> Region:
         with _transaction(db, write=True):
             if _fetch_region(db, region.code) is not None:
                 raise Conflict(f"region {region.code} already exists")
@@ -325,7 +365,7 @@ class CatalogStore:
         return await self._call(self._upsert_region, region)
 
     @staticmethod
-    def _upsert_region(db: sqlite3.Connection, region: Region) -> Region:
+    def _upsert_region(db: _Connection, region: Region) -> Region:
         with _transaction(db, write=True):
             _save_region(db, region)
         return region
@@ -335,7 +375,7 @@ class CatalogStore:
         return await self._call(self._update_region, code, name)
 
     @staticmethod
-    def _update_region(db: sqlite3.Connection, code: str, name: str) -> Region:
+    def _update_region(db: _Connection, code: str, name: str) -> Region:
         with _transaction(db, write=True):
             region = replace(_get_region(db, code), name=name)
             db.execute("UPDATE regions SET name = ? WHERE code = ?", (region.name, code))
@@ -347,7 +387,7 @@ class CatalogStore:
         await self._call(self._delete_region, code)
 
     @staticmethod
-    def _delete_region(db: sqlite3.Connection, code: str) -> None:
+    def _delete_region(db: _Connection, code: str) -> None:
         with _transaction(db, write=True):
             _get_region(db, code)
             cameras = db.execute("SELECT count(*) FROM cameras WHERE region = ?", (code,))
@@ -358,7 +398,14 @@ class CatalogStore:
                     f"region {code} is still referenced by {n_cameras} camera(s) and "
                     f"{n_children} sub-region(s); move or delete them first"
                 )
-            db.execute("DELETE FROM regions WHERE code = ?", (code,))
+            try:
+                db.execute("DELETE FROM regions WHERE code = ?", (code,))
+            except sqlite3.IntegrityError:
+                # Other stores in this file (alarm devices) reference regions too.
+                raise Conflict(
+                    f"region {code} is still referenced (e.g. by alarm devices); "
+                    "move or delete them first"
+                ) from None
 
     async def get_region(self, code: str) -> Region:
         parse_region_code(code, field="code")
@@ -369,7 +416,7 @@ class CatalogStore:
         return await self._call(self._list_regions)
 
     @staticmethod
-    def _list_regions(db: sqlite3.Connection) -> list[Region]:
+    def _list_regions(db: _Connection) -> list[Region]:
         rows = db.execute("SELECT code, name FROM regions ORDER BY code")
         return [Region(code=row["code"], name=row["name"]) for row in rows]
 
@@ -391,14 +438,14 @@ class CatalogStore:
         return await self._call(self._create_camera, camera)
 
     @staticmethod
-    def _create_camera(db: sqlite3.Connection, camera: Camera) -> Camera:
+    def _create_camera(db: _Connection, camera: Camera) -> Camera:
         now = _now()
         camera = replace(camera, origin=Origin.API, created_at=now, updated_at=now)
         with _transaction(db, write=True):
             if _fetch_camera(db, camera.id) is not None:
                 raise Conflict(f"camera {camera.id} already exists")
             _require_region(db, camera.region, field="region")
-            db.execute(_SAVE_CAMERA, _camera_row(camera))
+            db.execute(_SAVE_CAMERA, _camera_row(db, camera))
         return camera
 
     async def upsert_camera(self, camera: Camera) -> Camera:
@@ -411,7 +458,7 @@ class CatalogStore:
         return await self._call(self._upsert_camera, camera)
 
     @staticmethod
-    def _upsert_camera(db: sqlite3.Connection, camera: Camera) -> Camera:
+    def _upsert_camera(db: _Connection, camera: Camera) -> Camera:
         now = _now()
         with _transaction(db, write=True):
             _require_region(db, camera.region, field="region")
@@ -428,7 +475,7 @@ class CatalogStore:
                 if camera == existing:
                     return existing
                 camera = replace(camera, updated_at=now)
-            db.execute(_SAVE_CAMERA, _camera_row(camera))
+            db.execute(_SAVE_CAMERA, _camera_row(db, camera))
         return camera
 
     async def prune_config_cameras(self, keep: Collection[str]) -> list[str]:
@@ -440,7 +487,7 @@ class CatalogStore:
         return await self._call(self._prune_config_cameras, keep)
 
     @staticmethod
-    def _prune_config_cameras(db: sqlite3.Connection, keep: Collection[str]) -> list[str]:
+    def _prune_config_cameras(db: _Connection, keep: Collection[str]) -> list[str]:
         with _transaction(db, write=True):
             rows = db.execute(
                 "DELETE FROM cameras WHERE origin = 'config' "
@@ -464,6 +511,8 @@ class CatalogStore:
         region: str | None = None,
         sector: Sector | None = None,
         ids: Collection[str] | None = None,
+        within_regions: Collection[str] | None = None,
+        within_classes: Collection[CameraClass] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[Camera], int]:
@@ -471,7 +520,9 @@ class CatalogStore:
 
         ``region`` selects its whole subtree: a county returns the cameras of its
         townships and villages too. ``ids`` restricts to those cameras (the API's status
-        filter passes the ids the hub reports in that state).
+        filter passes the ids the hub reports in that state). ``within_regions`` (any of
+        these subtrees) and ``within_classes`` are a principal's scope (gateway/auth):
+        None is no restriction, an empty collection matches nothing.
         """
         if limit < 0:
             raise InvalidInput("limit must not be negative", field="limit")
@@ -495,12 +546,19 @@ class CatalogStore:
             # json_each has no bound-parameter limit, unlike "IN (?, ?, ...)".
             clauses.append("id IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(ids)))
+        if within_regions is not None:
+            subtrees = [parse_region_code(code, field="region").code for code in within_regions]
+            clauses.append("(" + " OR ".join(["region GLOB ?"] * len(subtrees) or ["0"]) + ")")
+            params.extend(code + "*" for code in subtrees)
+        if within_classes is not None:
+            clauses.append("camera_class IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps([str(c) for c in within_classes]))
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         return await self._call(self._list_cameras, where, params, limit, offset)
 
     @staticmethod
     def _list_cameras(
-        db: sqlite3.Connection, where: str, params: list[object], limit: int, offset: int
+        db: _Connection, where: str, params: list[object], limit: int, offset: int
     ) -> tuple[list[Camera], int]:
         # One read transaction: the page and the total come from the same snapshot.
         with _transaction(db, write=False):
@@ -509,7 +567,7 @@ class CatalogStore:
                 f"SELECT * FROM cameras{where} ORDER BY id LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return [_camera_from_row(row) for row in rows], total
+        return [_camera_from_row(db, row) for row in rows], total
 
     async def update_camera(self, camera_id: str, **changes: Any) -> Camera:
         """Change some fields of a camera (a PATCH); the result is validated as a whole.
@@ -523,13 +581,13 @@ class CatalogStore:
         return await self._call(self._update_camera, camera_id, changes)
 
     @staticmethod
-    def _update_camera(db: sqlite3.Connection, camera_id: str, changes: dict[str, Any]) -> Camera:
+    def _update_camera(db: _Connection, camera_id: str, changes: dict[str, Any]) -> Camera:
         with _transaction(db, write=True):
             current = _get_camera(db, camera_id)
             camera = replace(current, **changes, updated_at=_now())
             if camera.region != current.region:
                 _require_region(db, camera.region, field="region")
-            db.execute(_SAVE_CAMERA, _camera_row(camera))
+            db.execute(_SAVE_CAMERA, _camera_row(db, camera))
         return camera
 
     async def delete_camera(self, camera_id: str) -> None:
@@ -537,7 +595,7 @@ class CatalogStore:
         await self._call(self._delete_camera, camera_id)
 
     @staticmethod
-    def _delete_camera(db: sqlite3.Connection, camera_id: str) -> None:
+    def _delete_camera(db: _Connection, camera_id: str) -> None:
         with _transaction(db, write=True):
             deleted = db.execute("DELETE FROM cameras WHERE id = ?", (camera_id,)).rowcount
         if not deleted:

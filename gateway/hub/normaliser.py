@@ -43,12 +43,18 @@ class Normaliser:
         self._tracks: dict[int, _TrackState] = {}
         self._by_kind: dict[str, _TrackState] = {}  # survives reconnects: continuity
         self._seq = 0
+        # Output seconds minus source seconds, one for all tracks of a session: the source's
+        # tracks share one clock (RTCP), so one offset keeps audio and video in sync.
+        self._session_base: Fraction | None = None
+        self._end: Fraction | None = None  # latest output time, seconds, over all tracks
+        self._end_arrival = 0.0
 
     def start(self, tracks: list[Track]) -> None:
         """A (re)connect: describe the new session's tracks; timestamps re-base."""
         if not any(t.kind == "video" for t in tracks):
             raise UnsupportedCodec("the source has no video track")
         self._tracks = {}
+        self._session_base = None
         for track in tracks:
             if track.kind == "video" and track.codec not in VIDEO_CODECS:
                 raise UnsupportedCodec(
@@ -126,20 +132,29 @@ class Normaliser:
             if candidate <= state.last_dts or candidate - state.last_dts > elapsed + (
                 MAX_FORWARD_JUMP_S / tb
             ):
-                state.offset = None  # wrap, jump back or a clock jump: re-base
-        if state.offset is None:
-            if state.last_dts is None:
-                state.offset = -src
-            else:
-                # Continue the timeline after the real (wall-clock) gap, never backwards.
+                # A wrap, jump back or clock jump on this track alone: re-base it after
+                # the real (wall-clock) gap, never backwards.
                 gap = max(state.frame_ticks, round((arrival - state.last_arrival) / tb))
                 state.offset = state.last_dts + gap - src
+        if state.offset is None:  # the track's first packet of this session
+            if self._session_base is None:
+                # The session's first packet: the timeline goes on after the real gap.
+                start = Fraction(0)
+                if self._end is not None:
+                    silence = Fraction(arrival - self._end_arrival).limit_denominator(1_000_000)
+                    start = self._end + max(Fraction(state.frame_ticks) * tb, silence)
+                self._session_base = start - src * tb
+            state.offset = round(self._session_base / tb)
         dts = src + state.offset
         if state.last_dts is not None and dts <= state.last_dts:
             dts = state.last_dts + 1
         if state.last_src_dts is not None and 0 < src - state.last_src_dts < state.frame_ticks * 4:
             state.frame_ticks = src - state.last_src_dts
         state.last_src_dts, state.last_dts, state.last_arrival = src, dts, arrival
+        end = dts * tb
+        if self._end is None or end > self._end:
+            self._end = end
+        self._end_arrival = arrival
         return dts
 
 

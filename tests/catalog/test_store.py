@@ -267,11 +267,16 @@ async def test_persistence_across_reopen(tmp_path: Path) -> None:
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        row = raw.execute("SELECT main_url, username, password FROM cameras").fetchone()
+        row = raw.execute("SELECT main_url, username, password, secret FROM cameras").fetchone()
+        file_bytes = path.read_bytes() + path.with_name(path.name + "-wal").read_bytes()
     finally:
         raw.close()
-    # Credentials live in their own column pair, never inside the stored URL.
-    assert row == ("rtsp://10.0.0.7/live", "admin", PASSWORD)
+    # Credentials live in their own columns, never inside the stored URL, and the password
+    # only sealed with the key from the key file beside the database (not in it).
+    assert row[:3] == ("rtsp://10.0.0.7/live", "admin", None)
+    assert row[3].startswith("v1:") and PASSWORD not in row[3]
+    assert PASSWORD.encode() not in file_bytes
+    assert (path.parent / "secret.key").stat().st_mode & 0o777 == 0o600
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

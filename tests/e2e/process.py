@@ -1,4 +1,9 @@
-"""The real ``sharpeyes serve`` process, started on a free loopback port for a test."""
+"""The real ``sharpeyes serve`` process, started on a free loopback port for a test.
+
+It runs as the suite's bootstrap admin (``tests/credentials.py``): :meth:`get`, :meth:`post`,
+:meth:`delete` and :meth:`wait_for` send its token; loopback cameras are allowed. On exit
+its log is checked for the secrets the test process knows (camera passwords, tokens).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from types import TracebackType
 
 import httpx
 
+from gateway.redact import redact
+from tests.credentials import ADMIN_HEADERS, LOOPBACK_ENV, leaked
 from tests.peers.ports import free_port
 
 SHARPEYES = Path(sys.executable).with_name("sharpeyes")
@@ -26,7 +33,8 @@ class GatewayProcess:
         self.log_path = workdir / "gateway.log"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, **LOOPBACK_ENV, **(env or {})}
+        self.headers = dict(ADMIN_HEADERS)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> GatewayProcess:
@@ -83,8 +91,21 @@ class GatewayProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        """As the admin; ``headers=`` replaces the admin's (e.g. ``{}``: anonymous)."""
+        headers = kwargs.pop("headers", self.headers)
+        return httpx.request(  # type: ignore[misc]
+            method, self.base_url + path, timeout=20, headers=headers, **kwargs
+        )
+
     def get(self, path: str, **kwargs: object) -> httpx.Response:
-        return httpx.get(self.base_url + path, timeout=20, **kwargs)  # type: ignore[arg-type]
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
 
     def wait_for(self, path: str, predicate: object, timeout: float = 20.0) -> httpx.Response:
         """Poll ``path`` until ``predicate(response)`` is true."""
@@ -108,3 +129,9 @@ class GatewayProcess:
                 self.stop()
             except subprocess.TimeoutExpired:
                 pass
+        self.check_log()
+
+    def check_log(self) -> None:
+        """Fail if the gateway's own log (as an operator would see it) holds a secret."""
+        found = leaked(redact.secrets, [(str(self.log_path), self.log.encode())])
+        assert not found, f"a configured secret is in the gateway log {self.log_path}"

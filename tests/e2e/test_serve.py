@@ -6,7 +6,6 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.process import GatewayProcess
@@ -71,8 +70,8 @@ cameras:
 
         # Onboard one more camera through the API, with credentials in the URL.
         url = rtsp_server.url("/cam").replace("rtsp://", f"rtsp://admin:{password}x@")
-        r = httpx.post(
-            f"{gw.base_url}/api/v1/cameras",
+        r = gw.post(
+            "/api/v1/cameras",
             json={
                 "id": "34150200001320000003",
                 "name": "api camera",
@@ -100,7 +99,7 @@ cameras:
 
 def test_sigint_and_restart_keep_the_catalog(tmp_path: Path) -> None:
     gw = GatewayProcess(tmp_path).start()
-    r = httpx.post(f"{gw.base_url}/api/v1/regions", json={"code": "341502", "name": "金安区"})
+    r = gw.post("/api/v1/regions", json={"code": "341502", "name": "金安区"})
     assert r.status_code == 201
     assert gw.proc is not None
     gw.proc.send_signal(signal.SIGINT)

@@ -120,3 +120,25 @@ def test_unsupported_video_codec() -> None:
         Normaliser().start([track(codec="mjpeg")])
     with pytest.raises(UnsupportedCodec, match="no video"):
         Normaliser().start([])
+
+
+def test_audio_and_video_share_one_offset_per_session() -> None:
+    audio = Track(index=1, kind="audio", codec="aac", time_base=Fraction(1, 8000))
+    n = Normaliser()
+    for reconnect in range(2):
+        n.start([track(annexb.join_nals([SPS, PPS])), audio])
+        base = 5_000_000 * (reconnect + 1)  # the camera's clock, in 90 kHz units
+        video = n.push(raw([IDR], base, True), 100.0 + 10 * reconnect)
+        # Audio that the camera stamped 0.5 s after that picture (same clock, via RTCP).
+        sound = n.push(
+            RawPacket(
+                track=1,
+                data=b"\x01",
+                pts=base * 8000 // 90000 + 4000,
+                dts=base * 8000 // 90000 + 4000,
+                keyframe=True,
+            ),
+            100.1 + 10 * reconnect,
+        )
+        assert video is not None and sound is not None
+        assert sound.pts_seconds - video.pts_seconds == pytest.approx(0.5, abs=1 / 4000)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers.onvif import NetNamespace, OnvifCamera, require_namespaces
 from tests.peers.rtsp import SHARED_MEDIA, RtspServer, annexb_from_media, shared_media
 
 RTSP_USER = "admin"
+ONVIF_USER = "admin"
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +55,21 @@ def make_rtsp_server() -> Iterator[Callable[..., RtspServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def onvif_netns() -> Iterator[NetNamespace]:
+    """A private network namespace that the test module runs in (see tests/peers/onvif.py);
+    deleted afterwards, even when a test fails. Skips without root, ffmpeg or ipycam."""
+    require_namespaces()
+    with NetNamespace() as ns:
+        yield ns
+
+
+@pytest.fixture(scope="module")
+def onvif_camera(onvif_netns: NetNamespace) -> Iterator[OnvifCamera]:
+    """An ONVIF camera for the module: ipycam with user ``admin`` and
+    ``onvif_camera.password``, PTZ, PullPoint events; 640x360 main and 320x180 sub streams."""
+    password = secrets.token_urlsafe(12)
+    with OnvifCamera(onvif_netns, user=ONVIF_USER, password=password) as camera:
+        yield camera

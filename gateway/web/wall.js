@@ -1,0 +1,383 @@
+// The operators' video wall: camera tree by region, a 1/4/9/16 split wall, WHEP playback.
+// Plain browser JavaScript, no build step: the gateway serves this file as it is.
+"use strict";
+
+const API = "/api/v1";
+const REFRESH_MS = 10000; // catalog and status refresh
+const STALL_MS = 6000; // no new decoded frame for this long: the tile reconnects
+const RETRY_MS = [1000, 2000, 5000, 10000, 20000]; // reconnect back-off
+const STATE_TEXT = { online: "在线 online", connecting: "连接中 connecting", offline: "离线 offline",
+  idle: "空闲 idle" };
+
+const wall = {
+  split: 4,
+  tiles: [],
+  cameras: new Map(), // id → camera (from /api/v1/cameras)
+  regions: [],
+  selected: 0,
+};
+
+// --- WHEP (RFC 9725) ----------------------------------------------------------------------
+
+class WhepError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function iceGatheringDone(pc, timeoutMs) {
+  // Non-trickle WHEP: the offer carries the browser's candidates, so wait for them (bounded:
+  // a host with many interfaces can take long, and the gateway answers checks anyway).
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") finish(); };
+    const finish = () => { pc.removeEventListener("icegatheringstatechange", done); resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(finish, timeoutMs);
+  });
+}
+
+async function whepPlay(url, video) {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.ontrack = (event) => { video.srcObject = new MediaStream([event.track]); };
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringDone(pc, 1500);
+    const response = await fetch(url, {
+      method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
+    });
+    if (response.status !== 201) {
+      let body = {};
+      try { body = await response.json(); } catch (_) { /* not JSON: keep the status */ }
+      throw new WhepError(response.status, body.code || "", body.message || response.statusText);
+    }
+    const location = new URL(response.headers.get("Location"), url).href;
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    return { pc, location };
+  } catch (error) {
+    pc.close();
+    throw error;
+  }
+}
+
+function whepStop(session) {
+  session.pc.close();
+  // keepalive: the DELETE still goes out while the page unloads
+  fetch(session.location, { method: "DELETE", keepalive: true }).catch(() => {});
+}
+
+// --- tiles --------------------------------------------------------------------------------
+
+class Tile {
+  constructor(index) {
+    this.index = index;
+    this.camera = null;
+    this.session = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.lastFrames = 0;
+    this.lastProgress = 0;
+    this.el = document.createElement("div");
+    this.el.className = "tile";
+    this.el.dataset.index = index;
+    this.el.innerHTML = '<div class="empty">空 empty</div><img alt=""><video muted autoplay playsinline></video>' +
+      '<div class="label"></div><div class="status"></div>';
+    this.video = this.el.querySelector("video");
+    this.img = this.el.querySelector("img");
+    this.label = this.el.querySelector(".label");
+    this.status = this.el.querySelector(".status");
+    this.video.addEventListener("playing", () => this.el.classList.add("playing"));
+    this.img.addEventListener("error", () => { this.img.removeAttribute("src"); });
+    this.el.addEventListener("click", () => selectTile(this.index));
+    this.el.addEventListener("dblclick", () => toggleEnlarged(this));
+  }
+
+  get stream() {
+    // Small tiles use the sub stream where the camera has one: less to decode, same picture.
+    const hasSub = this.camera && this.camera.source && this.camera.source.sub_url;
+    return wall.split >= 9 && hasSub ? "sub" : "main";
+  }
+
+  decodedFrames() {
+    const quality = this.video.getVideoPlaybackQuality && this.video.getVideoPlaybackQuality();
+    return quality ? quality.totalVideoFrames : 0;
+  }
+
+  assign(camera) {
+    this.stop();
+    this.camera = camera;
+    this.attempt = 0;
+    this.el.querySelector(".empty").style.display = camera ? "none" : "";
+    this.render();
+    if (camera) this.start();
+  }
+
+  render() {
+    const camera = this.camera;
+    if (!camera) { this.label.textContent = ""; this.setStatus(""); return; }
+    this.el.dataset.camera = camera.id;
+    this.label.innerHTML = "";
+    this.label.append(dot(camera.status.state), badge(camera), text(camera.name));
+    if (!this.session && camera.status.state === "offline") this.setStatus(offlineText(camera), true);
+  }
+
+  setStatus(message, isError = false) {
+    this.status.textContent = message;
+    this.status.classList.toggle("error", isError);
+  }
+
+  async start() {
+    const camera = this.camera;
+    clearTimeout(this.timer);
+    this.img.src = `${API}/cameras/${camera.id}/snapshot.jpg?stream=${this.stream}&t=${Date.now()}`;
+    this.setStatus(camera.status.state === "offline" ? offlineText(camera) : "连接中 connecting…",
+      camera.status.state === "offline");
+    const url = new URL(`${API}/cameras/${camera.id}/whep?stream=${this.stream}`, location.href).href;
+    let session;
+    try {
+      session = await whepPlay(url, this.video);
+    } catch (error) {
+      if (this.camera !== camera) return; // reassigned meanwhile
+      if (error instanceof WhepError && error.status === 401) { signIn(); return; }
+      // 403/404: not this user's camera; 4xx: the offer or the stream will not change by
+      // itself. 429 (too many live views), 503 (offline, limits), network errors: retry.
+      const permanent = error instanceof WhepError && [400, 403, 404, 415, 422].includes(error.status);
+      this.setStatus(error.message || String(error), true);
+      this.el.dataset.error = error.code || "error";
+      if (!permanent) this.retry();
+      return;
+    }
+    if (this.camera !== camera) { whepStop(session); return; }
+    this.session = session;
+    delete this.el.dataset.error;
+    this.lastFrames = 0;
+    this.lastProgress = performance.now();
+    session.pc.addEventListener("connectionstatechange", () => {
+      const state = session.pc.connectionState;
+      if (state === "connected") { this.attempt = 0; this.setStatus(""); }
+      if (state === "failed" || state === "closed") this.reconnect("连接中断 connection lost");
+    });
+  }
+
+  // Called every second: a stream that stops producing pictures is reconnected.
+  watch() {
+    if (!this.session) return;
+    const frames = this.decodedFrames();
+    const now = performance.now();
+    if (frames > this.lastFrames) { this.lastFrames = frames; this.lastProgress = now; return; }
+    if (now - this.lastProgress > STALL_MS) this.reconnect("画面中断 stream stalled");
+  }
+
+  reconnect(why) {
+    if (!this.session) return;
+    this.stopSession();
+    this.el.classList.remove("playing");
+    this.setStatus(`${why} — 重连 reconnecting…`, true);
+    this.retry();
+  }
+
+  retry() {
+    const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+    this.attempt += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => { if (this.camera && !this.session) this.start(); }, delay);
+  }
+
+  stopSession() {
+    if (this.session) { whepStop(this.session); this.session = null; }
+    this.video.srcObject = null;
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.stopSession();
+    this.el.classList.remove("playing");
+    this.img.removeAttribute("src");
+    delete this.el.dataset.camera;
+    delete this.el.dataset.error;
+  }
+}
+
+function offlineText(camera) {
+  const s = camera.status;
+  return `离线 offline: ${s.reason || "unknown"}${s.message ? " — " + s.message : ""}`;
+}
+
+function selectTile(index) {
+  wall.selected = index;
+  wall.tiles.forEach((t) => t.el.classList.toggle("selected", t.index === index));
+}
+
+function toggleEnlarged(tile) {
+  const grid = document.getElementById("wall");
+  const enlarged = !tile.el.classList.contains("big");
+  wall.tiles.forEach((t) => t.el.classList.remove("big"));
+  tile.el.classList.toggle("big", enlarged);
+  grid.classList.toggle("enlarged", enlarged);
+}
+
+function setSplit(split) {
+  const previous = wall.tiles.map((t) => t.camera);
+  wall.tiles.forEach((t) => t.stop());
+  wall.split = split;
+  const grid = document.getElementById("wall");
+  const side = Math.sqrt(split);
+  grid.className = "";
+  grid.style.gridTemplateColumns = `repeat(${side}, 1fr)`;
+  grid.style.gridTemplateRows = `repeat(${side}, 1fr)`;
+  grid.innerHTML = "";
+  wall.tiles = Array.from({ length: split }, (_, i) => new Tile(i));
+  wall.tiles.forEach((t) => grid.append(t.el));
+  document.querySelectorAll("[data-split]").forEach((b) =>
+    b.classList.toggle("active", Number(b.dataset.split) === split));
+  previous.slice(0, split).forEach((camera, i) => wall.tiles[i].assign(camera));
+  selectTile(Math.min(wall.selected, split - 1));
+  save();
+}
+
+function showCamera(camera) {
+  const tile = wall.tiles[wall.selected];
+  tile.assign(camera);
+  selectTile((wall.selected + 1) % wall.tiles.length);
+  save();
+}
+
+function save() {
+  localStorage.setItem("wall", JSON.stringify({
+    split: wall.split, cameras: wall.tiles.map((t) => (t.camera ? t.camera.id : null)),
+  }));
+}
+
+// --- camera tree --------------------------------------------------------------------------
+
+function dot(state) {
+  const el = document.createElement("span");
+  el.className = `dot ${state}`;
+  el.title = STATE_TEXT[state] || state;
+  return el;
+}
+
+function badge(camera) {
+  const el = document.createElement("span");
+  el.className = `badge ${camera.class}`;
+  el.textContent = camera.class_label || camera.class;
+  el.title = `class ${camera.class}`;
+  return el;
+}
+
+function text(value, className = "name") {
+  const el = document.createElement("span");
+  el.className = className;
+  el.textContent = value;
+  return el;
+}
+
+function cameraRow(camera) {
+  const row = document.createElement("div");
+  row.className = "camera";
+  row.dataset.camera = camera.id;
+  row.title = `${camera.id} · ${camera.owner_unit}`;
+  row.append(dot(camera.status.state), badge(camera), text(camera.name));
+  if (camera.status.state === "offline") row.append(text(camera.status.reason, "why"));
+  const health = document.createElement("a");
+  health.className = "health";
+  health.href = `health.html?camera=${encodeURIComponent(camera.id)}`;
+  health.target = "_blank";
+  health.title = "picture health over the last 24 h";
+  health.textContent = "健康";
+  health.addEventListener("click", (event) => event.stopPropagation());
+  row.append(health);
+  row.addEventListener("click", () => showCamera(camera));
+  return row;
+}
+
+// An alarm's linked cameras take the first tiles, in their order (alarms.js calls this).
+function showLinkedCameras(ids) {
+  const cameras = ids.map((id) => wall.cameras.get(id)).filter(Boolean);
+  if (cameras.length > wall.split) setSplit(cameras.length <= 4 ? 4 : cameras.length <= 9 ? 9 : 16);
+  cameras.slice(0, wall.tiles.length).forEach((camera, i) => wall.tiles[i].assign(camera));
+  save();
+}
+
+function regionNode(region, byRegion, filter) {
+  const cameras = (byRegion.get(region.code) || []).filter(filter);
+  const children = region.children.map((c) => regionNode(c, byRegion, filter)).filter(Boolean);
+  if (!cameras.length && !children.length) return null;
+  const node = document.createElement("details");
+  node.open = true;
+  node.dataset.region = region.code;
+  const summary = document.createElement("summary");
+  summary.append(text(region.name), text(`${region.online}/${region.cameras}`, "count"));
+  node.append(summary, ...cameras.map(cameraRow), ...children);
+  return node;
+}
+
+function renderTree() {
+  const query = document.getElementById("filter").value.trim().toLowerCase();
+  const filter = (c) => !query || c.name.toLowerCase().includes(query) || c.id.includes(query);
+  const byRegion = new Map();
+  for (const camera of wall.cameras.values()) {
+    if (!byRegion.has(camera.region)) byRegion.set(camera.region, []);
+    byRegion.get(camera.region).push(camera);
+  }
+  const tree = document.getElementById("tree");
+  const nodes = wall.regions.map((r) => regionNode(r, byRegion, filter)).filter(Boolean);
+  tree.replaceChildren(...nodes);
+  if (!nodes.length) tree.innerHTML = '<p class="hint">没有摄像机 no cameras</p>';
+  const all = [...wall.cameras.values()];
+  const online = all.filter((c) => c.status.state === "online").length;
+  document.getElementById("summary").textContent = `${online} / ${all.length} 在线 online`;
+}
+
+function signIn() {
+  // The wall's data needs a login (a session cookie); come back here afterwards.
+  location.replace(`/login?next=${encodeURIComponent(location.pathname)}`);
+}
+
+async function getJson(path) {
+  const response = await fetch(API + path, { cache: "no-store" });
+  if (response.status === 401) { signIn(); throw new Error("not signed in"); }
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function refresh() {
+  try {
+    const [regions, page] = await Promise.all([getJson("/regions"), getJson("/cameras?limit=1000")]);
+    wall.regions = regions;
+    wall.cameras = new Map(page.items.map((c) => [c.id, c]));
+    renderTree();
+    for (const tile of wall.tiles) {
+      if (tile.camera && wall.cameras.has(tile.camera.id)) {
+        tile.camera = wall.cameras.get(tile.camera.id);
+        tile.render();
+      }
+    }
+  } catch (error) {
+    document.getElementById("summary").textContent = `刷新失败 refresh failed: ${error.message}`;
+  }
+}
+
+async function main() {
+  document.querySelectorAll("[data-split]").forEach((b) =>
+    b.addEventListener("click", () => setSplit(Number(b.dataset.split))));
+  document.getElementById("clear").addEventListener("click", () => {
+    wall.tiles[wall.selected].assign(null);
+    save();
+  });
+  document.getElementById("filter").addEventListener("input", renderTree);
+  await refresh();
+  const saved = JSON.parse(localStorage.getItem("wall") || "{}");
+  setSplit([1, 4, 9, 16].includes(saved.split) ? saved.split : 4);
+  (saved.cameras || []).forEach((id, i) => {
+    if (id && wall.cameras.has(id) && wall.tiles[i]) wall.tiles[i].assign(wall.cameras.get(id));
+  });
+  setInterval(refresh, REFRESH_MS);
+  setInterval(() => wall.tiles.forEach((t) => t.watch()), 1000);
+  window.addEventListener("pagehide", () => wall.tiles.forEach((t) => t.stopSession()));
+}
+
+main();
