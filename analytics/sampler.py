@@ -21,7 +21,7 @@ Strategies (:class:`Strategy`):
     Per GOP: keyframes only where the next keyframe comes within ``max_interval``
     seconds, otherwise ``fps:N`` for that GOP. Most cameras send a keyframe every 1-2 s,
     so recordings are analysed from keyframes alone, while long-GOP footage still gets a
-    sample at least every ``max_interval`` seconds. See docs/benchmarks-analytics.md for
+    sample at least every ``max_interval`` seconds. See docs/benchmarks.md (analytics) for
     the measurements behind this choice.
 
 Two sources share one decoding loop: :class:`FileSource` (a recording, timestamps in

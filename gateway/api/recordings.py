@@ -12,7 +12,7 @@ evidence.
 - ``GET /api/v1/cameras/{id}/export.mp4?start=&end=`` — one MP4 cut at the requested times
 - ``POST|GET /api/v1/cameras/{id}/holds``, ``DELETE /api/v1/cameras/{id}/holds/{hold id}``
 - ``GET /api/v1/recorder`` — disk and per-camera recording status
-- ``GET /api/v1/recorder/metrics`` — the same as Prometheus text
+- the recorder's Prometheus samples are part of the gateway's ``GET /metrics``
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import CameraId, GatewayDep
@@ -313,13 +313,6 @@ async def list_holds(
 @router.delete(CAMERA + "/holds/{hold_id}", response_model=HoldOut)
 async def release_hold(camera_id: CameraId, hold_id: int, gateway: GatewayDep) -> HoldOut:
     return HoldOut.of(await gateway.recorder.release_hold(camera_id, hold_id))
-
-
-@router.get("/api/v1/recorder/metrics", response_class=PlainTextResponse)
-async def recorder_metrics(gateway: GatewayDep) -> PlainTextResponse:
-    return PlainTextResponse(
-        await gateway.recorder.metrics(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
 
 
 @router.get("/api/v1/recorder", response_model=RecorderOut)

@@ -162,7 +162,6 @@ RULES: Mapping[tuple[str, str], Rule] = {
         _P.HOLDS, By.CAMERA, Action.HOLD_RELEASE, ("hold_id",)
     ),
     ("GET", "/api/v1/recorder"): Rule(_P.SYSTEM),
-    ("GET", "/api/v1/recorder/metrics"): Rule(_P.SYSTEM),
     # --- ONVIF (gateway/api/onvif.py) --------------------------------------------------------
     ("POST", "/api/v1/onvif/discover"): Rule(_P.DISCOVER),
     ("POST", "/api/v1/onvif/cameras"): Rule(_P.CATALOG_WRITE),  # body checked against scope

@@ -204,6 +204,6 @@ def check_http(gw: GatewayProcess, tmp_path: Path, first: dict, second: dict) ->
     assert len(gw.get(f"{API}/holds", params={"released": "true"}).json()) == 1
     status = gw.get("/api/v1/recorder").json()
     assert status["disk"]["state"] == "ok" and status["cameras"][0]["camera_id"] == CAM
-    metrics = gw.get("/api/v1/recorder/metrics").text
+    metrics = gw.get("/metrics").text
     assert 'sharpeyes_recorder_disk_state{state="ok"} 1' in metrics
     assert f'sharpeyes_recorder_camera_recording{{camera="{CAM}"}} 1' in metrics
