@@ -30,9 +30,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from gateway.auth.db import SecurityDb, transaction
+from gateway.auth.db import SecurityDb
 from gateway.auth.principals import Principal
 from gateway.errors import GatewayError
+from gateway.sqlite import transaction
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def chain_hash(prev: str, content: Mapping[str, object]) -> str:
 def append(db: sqlite3.Connection, content: dict[str, object]) -> int:
     """Append one row (blocking). The chain head is read inside the write transaction, so
     the gateway and the CLI can append to the same file without forking the chain."""
-    with transaction(db):
+    with transaction(db, write=True):
         head = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         prev = head[0] if head else GENESIS
         cursor = db.execute(

@@ -26,8 +26,8 @@ Ids — one source of truth each:
 
 Evidence thumbnails are files (``thumbnails/<UTC day of the start>/<id>.jpg`` under the
 log's folder), not rows: SQLite stays small and a day's evidence is pruned with one folder.
-All SQLite work runs in one thread that owns the connection (as in
-:mod:`gateway.catalog.store`): the event loop never waits on the disk.
+All SQLite work runs in one thread that owns the connection (:mod:`gateway.sqlite`): the
+event loop never waits on the disk.
 """
 
 from __future__ import annotations
@@ -39,24 +39,22 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from gateway.bus import Bus, Event
 from gateway.errors import NotFound
+from gateway.sqlite import Database, Schema, transaction
 
 log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# _MIGRATIONS[n] takes the schema from ``PRAGMA user_version`` n to n + 1. Append new steps;
+# _MIGRATIONS[n] takes the schema from version n to n + 1. Append new steps;
 # never edit a released one.
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -85,6 +83,7 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+SCHEMA = Schema("eventlog", _MIGRATIONS, synchronous="FULL")  # events must not be lost
 THUMBNAILS = "thumbnails"
 PUBLISH_TIMEOUT = 5.0  # a bus that hangs must not hold producers: retried later
 
@@ -138,47 +137,6 @@ class Page:
 # --- in the database thread -----------------------------------------------------------------
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
-    try:
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")  # events are few and must not be lost
-        db.execute("PRAGMA busy_timeout = 5000")
-        version: int = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"event log {path} has schema version {version}; this gateway knows up to "
-                f"{SCHEMA_VERSION}: it was written by a newer release"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            try:
-                db.executescript(
-                    f"BEGIN IMMEDIATE; {_MIGRATIONS[target - 1]}; "
-                    f"PRAGMA user_version = {target}; COMMIT;"
-                )
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
 def _record(row: sqlite3.Row) -> Record:
     return Record(
         id=row["id"],
@@ -213,7 +171,7 @@ def _write_thumbnail(root: Path, relative: str, jpeg: bytes) -> None:
 
 
 def _insert(db: sqlite3.Connection, root: Path, event: Event, jpeg: bytes | None) -> Record:
-    with _transaction(db):
+    with transaction(db, write=True):
         ms, seq = _next_id(db)
         event_id = f"{ms}-{seq}"
         thumbnail = None
@@ -255,7 +213,7 @@ def _update(
     data: Mapping[str, Any],
     jpeg: bytes | None,
 ) -> Record:
-    with _transaction(db):
+    with transaction(db, write=True):
         row = _row(db, event_id)
         current, thumbnail = _record(row), row["thumbnail"]
         if jpeg:
@@ -354,7 +312,7 @@ def _query(
     cameras: Collection[str] | None = None,
 ) -> Page:
     where, args = _filters(camera, types, source, since, until, open_only, cameras)
-    with _transaction(db):  # one snapshot for the page and its total
+    with transaction(db, write=True):  # one snapshot for the page and its total
         total = db.execute(f"SELECT COUNT(*) FROM events{where}", args).fetchone()[0]
         rows = db.execute(
             f"SELECT * FROM events{where} ORDER BY start_time DESC, ms DESC, seq DESC"
@@ -386,7 +344,7 @@ def _prune(db: sqlite3.Connection, root: Path, before: float, source: str | None
     if source is not None:
         where += " AND source = ?"
         args.append(source)
-    with _transaction(db):
+    with transaction(db, write=True):
         files = [
             row[0]
             for row in db.execute(f"SELECT thumbnail FROM events WHERE {where}", args)
@@ -414,16 +372,15 @@ class EventLog:
         self.folder = folder
         self.bus = bus
         self.retry_interval = retry_interval
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventlog-db")
-        self._db: sqlite3.Connection | None = None
+        self._db: Database[sqlite3.Connection] | None = None
         self._publishing = asyncio.Lock()  # publications leave in the order of the log
         self._retry: asyncio.Task[None] | None = None
         self._bus_down = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._db = await loop.run_in_executor(
-            self._executor, _connect, self.folder / "events.sqlite3"
+        self._db = await Database.open(
+            self.folder / "events.sqlite3", SCHEMA, factory=sqlite3.Connection
         )
         await self.publish_pending()
         self._retry = loop.create_task(self._retry_loop(), name="eventlog retry")
@@ -435,8 +392,7 @@ class EventLog:
         async with self._publishing:  # a publication in flight finishes first
             db, self._db = self._db, None
         if db is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
-        self._executor.shutdown(wait=False)
+            await db.close()
 
     async def _call(
         self,
@@ -446,8 +402,7 @@ class EventLog:
     ) -> _T:
         if self._db is None:
             raise RuntimeError("the event log is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(work, self._db, *args, **kwargs))
+        return await self._db.call(work, *args, **kwargs)
 
     # --- writing ------------------------------------------------------------------------
 

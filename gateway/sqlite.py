@@ -99,14 +99,27 @@ def _migrate(db: sqlite3.Connection, schema: Schema) -> None:
             )
         for target in range(version, schema.version):
             # executescript would commit the open transaction: run statement by statement.
-            for statement in schema.migrations[target].split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _statements(schema.migrations[target]):
+                db.execute(statement)
         db.execute(
             "INSERT INTO schema_versions (name, version) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
             (schema.name, schema.version),
         )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script``: split at the semicolons that end one, not those in a
+    comment, a string literal or a trigger's body."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \t\n;"):
+        yield pending  # a trailing comment (harmless) or an unfinished statement (fails)
 
 
 class Database(Generic[_C]):

@@ -1,8 +1,8 @@
 """The recordings index: segments, gaps and evidence holds, in SQLite.
 
-Like the catalog, every statement runs in one worker thread that owns the connection, so
-the event loop never waits on disk. The file is in WAL mode: ``sharpeyes export`` and other
-readers in separate processes read while the gateway writes.
+Like the catalog, every statement runs in one worker thread that owns the connection
+(:mod:`gateway.sqlite`), so the event loop never waits on disk. The file is in WAL mode:
+``sharpeyes export`` and other readers in separate processes read while the gateway writes.
 
 Times are wall-clock seconds since the epoch (the gateway's clock, UTC), as REAL. A gap
 with ``end IS NULL`` is open: recording of that camera is interrupted now, since ``start``.
@@ -10,25 +10,20 @@ with ``end IS NULL`` is open: recording of that camera is interrupted now, since
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import partial
 from pathlib import Path
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from typing import Any, NamedTuple
 
 from gateway.errors import NotFound
+from gateway.sqlite import Database, Schema, transaction
 
-_P = ParamSpec("_P")
 # No segment is longer: the writer cuts at the first keyframe after segment_seconds (at most
 # an hour) and a camera's GOP is seconds long.
 MAX_SEGMENT_SECONDS = 2 * 3600.0
-_T = TypeVar("_T")
 
 
 class GapReason(StrEnum):
@@ -132,6 +127,7 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+SCHEMA = Schema("recordings", _MIGRATIONS)
 
 _SEGMENT_COLUMNS = (
     "camera_id",
@@ -163,42 +159,6 @@ _HELD = (
     "EXISTS (SELECT 1 FROM holds h WHERE h.camera_id = s.camera_id AND h.released_at IS NULL"
     " AND h.start < s.end AND h.end > s.start)"
 )
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA busy_timeout = 5000")
-        version: int = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"recordings index {path} has schema version {version}; this gateway knows "
-                f"up to {SCHEMA_VERSION}: it was written by a newer release"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            db.executescript(
-                f"BEGIN IMMEDIATE; {_MIGRATIONS[target - 1]}; "
-                f"PRAGMA user_version = {target}; COMMIT;"
-            )
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _segment_row(segment: Segment) -> dict[str, Any]:
@@ -234,120 +194,97 @@ def _hold(row: sqlite3.Row) -> Hold:
 class Index:
     """Open with ``await Index.open(path)``; every method is a coroutine."""
 
-    def __init__(self, executor: ThreadPoolExecutor, db: sqlite3.Connection) -> None:
-        self._executor = executor
+    def __init__(self, db: Database[sqlite3.Connection]) -> None:
         self._db = db
-        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> Index:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recordings-db")
-        try:
-            db = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(executor, db)
+        return cls(await Database.open(path, SCHEMA, factory=sqlite3.Connection))
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
-        self._executor.shutdown(wait=False)
-
-    async def _call(
-        self,
-        work: Callable[Concatenate[sqlite3.Connection, _P], _T],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        if self._closed:
-            raise RuntimeError("the recordings index is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(work, self._db, *args, **kwargs))
+        await self._db.close()
 
     # --- segments ------------------------------------------------------------------------
 
     async def add_segment(self, segment: Segment) -> Segment:
         """Index a closed segment (again, if its path is indexed already)."""
-        return await self._call(_add_segment, segment)
+        return await self._db.call(_add_segment, segment)
 
     async def segments(self, camera_id: str, start: float, end: float) -> list[Segment]:
         """Segments of ``camera_id`` overlapping [start, end), oldest first."""
-        return await self._call(_segments, camera_id, start, end)
+        return await self._db.call(_segments, camera_id, start, end)
 
     async def segment(self, segment_id: int) -> Segment:
-        return await self._call(_get_segment, segment_id)
+        return await self._db.call(_get_segment, segment_id)
 
     async def files(self, camera_id: str, since: float, before: float) -> dict[str, IndexedFile]:
         """path → (id, bytes, start, end) of the camera's segments that started in
         [since, before): what reconcile compares with the disk, without whole rows."""
-        return await self._call(_files, camera_id, since, before)
+        return await self._db.call(_files, camera_id, since, before)
 
     async def newest_start(self, camera_id: str, before: float) -> float | None:
-        return await self._call(_newest_start, camera_id, before)
+        return await self._db.call(_newest_start, camera_id, before)
 
     async def remove_segments(self, ids: Iterable[int]) -> None:
-        await self._call(_remove_segments, list(ids))
+        await self._db.call(_remove_segments, list(ids))
 
     async def knows(self, camera_id: str) -> bool:
         """Whether anything of ``camera_id`` is indexed (it may have left the catalog)."""
-        return await self._call(_knows, camera_id)
+        return await self._db.call(_knows, camera_id)
 
     async def cameras(self) -> list[str]:
         """Every camera with anything in the index."""
-        return await self._call(_cameras)
+        return await self._db.call(_cameras)
 
     async def last_end(self, camera_id: str, before: float) -> float | None:
         """Where the camera's record ends: its last segment or closed gap before ``before``."""
-        return await self._call(_last_end, camera_id, before)
+        return await self._db.call(_last_end, camera_id, before)
 
     async def eviction_candidates(
         self, camera_id: str, *, older_than: float, limit: int
     ) -> list[Segment]:
         """The camera's oldest segments that ended before ``older_than`` and no hold covers."""
-        return await self._call(_candidates, camera_id, older_than, limit)
+        return await self._db.call(_candidates, camera_id, older_than, limit)
 
     # --- gaps ----------------------------------------------------------------------------
 
     async def open_gap(self, camera_id: str, start: float, reason: GapReason) -> None:
         """Recording of ``camera_id`` stopped at ``start``; no-op if a gap is open already."""
-        await self._call(_open_gap, camera_id, start, reason)
+        await self._db.call(_open_gap, camera_id, start, reason)
 
     async def close_gap(self, camera_id: str, end: float) -> None:
-        await self._call(_close_gap, camera_id, end)
+        await self._db.call(_close_gap, camera_id, end)
 
     async def switch_open_gap(self, camera_id: str, at: float, reason: GapReason) -> None:
         """If a gap is open for another reason, close it at ``at`` and open one for ``reason``."""
-        await self._call(_switch_open_gap, camera_id, at, reason)
+        await self._db.call(_switch_open_gap, camera_id, at, reason)
 
     async def add_gap(self, gap: Gap) -> None:
-        await self._call(_add_gap, gap)
+        await self._db.call(_add_gap, gap)
 
     async def open_gaps(self) -> list[Gap]:
-        return await self._call(_open_gaps)
+        return await self._db.call(_open_gaps)
 
     async def gaps(self, camera_id: str, start: float, end: float) -> list[Gap]:
-        return await self._call(_gaps, camera_id, start, end)
+        return await self._db.call(_gaps, camera_id, start, end)
 
     async def remove_gaps_before(self, camera_id: str, before: float) -> int:
-        return await self._call(_remove_gaps_before, camera_id, before)
+        return await self._db.call(_remove_gaps_before, camera_id, before)
 
     # --- holds ---------------------------------------------------------------------------
 
     async def add_hold(self, hold: Hold) -> Hold:
-        return await self._call(_add_hold, hold)
+        return await self._db.call(_add_hold, hold)
 
     async def holds(self, camera_id: str, *, include_released: bool = False) -> list[Hold]:
-        return await self._call(_holds, camera_id, include_released)
+        return await self._db.call(_holds, camera_id, include_released)
 
     async def release_hold(self, camera_id: str, hold_id: int, at: float) -> Hold:
-        return await self._call(_release_hold, camera_id, hold_id, at)
+        return await self._db.call(_release_hold, camera_id, hold_id, at)
 
 
 def _add_segment(db: sqlite3.Connection, segment: Segment) -> Segment:
-    with _transaction(db):
+    with transaction(db, write=True):
         db.execute(_INSERT_SEGMENT, _segment_row(segment))
     return _segment(db.execute("SELECT * FROM segments WHERE path = ?", (segment.path,)).fetchone())
 
@@ -389,7 +326,7 @@ def _newest_start(db: sqlite3.Connection, camera_id: str, before: float) -> floa
 
 
 def _remove_segments(db: sqlite3.Connection, ids: list[int]) -> None:
-    with _transaction(db):
+    with transaction(db, write=True):
         db.executemany("DELETE FROM segments WHERE id = ?", [(i,) for i in ids])
 
 
@@ -445,7 +382,7 @@ def _candidates(
 
 
 def _open_gap(db: sqlite3.Connection, camera_id: str, start: float, reason: GapReason) -> None:
-    with _transaction(db):
+    with transaction(db, write=True):
         if db.execute(
             "SELECT 1 FROM gaps WHERE camera_id = ? AND end IS NULL", (camera_id,)
         ).fetchone():
@@ -465,7 +402,7 @@ def _close_gap(db: sqlite3.Connection, camera_id: str, end: float) -> None:
 
 
 def _switch_open_gap(db: sqlite3.Connection, camera_id: str, at: float, reason: GapReason) -> None:
-    with _transaction(db):
+    with transaction(db, write=True):
         row = db.execute(
             "SELECT reason FROM gaps WHERE camera_id = ? AND end IS NULL", (camera_id,)
         ).fetchone()
@@ -479,7 +416,7 @@ def _switch_open_gap(db: sqlite3.Connection, camera_id: str, at: float, reason: 
 
 
 def _add_gap(db: sqlite3.Connection, gap: Gap) -> None:
-    with _transaction(db):
+    with transaction(db, write=True):
         db.execute(
             "INSERT INTO gaps (camera_id, start, end, reason) VALUES (?, ?, ?, ?)",
             (gap.camera_id, gap.start, gap.end, gap.reason.value),
@@ -500,13 +437,13 @@ def _gaps(db: sqlite3.Connection, camera_id: str, start: float, end: float) -> l
 
 
 def _remove_gaps_before(db: sqlite3.Connection, camera_id: str, before: float) -> int:
-    with _transaction(db):
+    with transaction(db, write=True):
         cursor = db.execute("DELETE FROM gaps WHERE camera_id = ? AND end < ?", (camera_id, before))
     return cursor.rowcount
 
 
 def _add_hold(db: sqlite3.Connection, hold: Hold) -> Hold:
-    with _transaction(db):
+    with transaction(db, write=True):
         cursor = db.execute(
             "INSERT INTO holds (camera_id, start, end, reason, created_at) VALUES (?, ?, ?, ?, ?)",
             (hold.camera_id, hold.start, hold.end, hold.reason, hold.created_at),
@@ -531,7 +468,7 @@ def _holds(db: sqlite3.Connection, camera_id: str, include_released: bool) -> li
 
 
 def _release_hold(db: sqlite3.Connection, camera_id: str, hold_id: int, at: float) -> Hold:
-    with _transaction(db):
+    with transaction(db, write=True):
         row = db.execute(
             "SELECT * FROM holds WHERE id = ? AND camera_id = ?", (hold_id, camera_id)
         ).fetchone()

@@ -179,7 +179,9 @@ async def test_schema_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "events"
     folder.mkdir()
     db = sqlite3.connect(folder / "events.sqlite3")
-    db.execute(f"PRAGMA user_version = {eventlog.SCHEMA_VERSION + 1}")
+    db.execute("CREATE TABLE schema_versions (name TEXT PRIMARY KEY, version INTEGER)")
+    db.execute("INSERT INTO schema_versions VALUES ('eventlog', ?)", (eventlog.SCHEMA_VERSION + 1,))
+    db.commit()
     db.close()
     events = EventLog(folder, MemoryBus())
     with pytest.raises(RuntimeError, match="newer release"):

@@ -60,3 +60,25 @@ async def test_failed_write_rolls_back_and_closed_database_refuses(tmp_path: Pat
     await db.close()
     with pytest.raises(DatabaseError, match="closed"):
         await db.call(read)
+
+
+async def test_migrations_split_only_at_the_end_of_statements(tmp_path: Path) -> None:
+    # Semicolons in a comment, a string and a trigger's body do not end a statement.
+    schema = Schema(
+        "three",
+        [
+            """
+            CREATE TABLE c (
+                v TEXT  -- a value; never changed
+            );
+            INSERT INTO c VALUES ('a; b');
+            CREATE TRIGGER c_fixed BEFORE UPDATE ON c
+                BEGIN SELECT RAISE(ABORT, 'c is fixed'); END;
+            -- a closing remark; nothing follows
+            """
+        ],
+    )
+    async with await Database.open(tmp_path / "d.sqlite3", schema) as db:
+        assert await db.call(lambda c: [r[0] for r in c.execute("SELECT v FROM c")]) == ["a; b"]
+        with pytest.raises(sqlite3.IntegrityError, match="c is fixed"):
+            await db.call(lambda c: c.execute("UPDATE c SET v = 'x'"))

@@ -128,8 +128,11 @@ class OnvifManager:
             clock_tolerance=s.clock_tolerance,
         )
 
-    def _camera_device(self, camera: Camera) -> OnvifDevice:
+    async def _camera_device(self, camera: Camera) -> OnvifDevice:
+        """A session to a catalog camera's device, its address judged by the network policy
+        each time: names can resolve elsewhere since the camera was onboarded."""
         info = onvif_info(camera)
+        await self._gateway.netpolicy.check_host(info.host, info.port, field="host")
         return self.device(info.host, info.port, camera.source.username, camera.source.password)
 
     # --- discovery and onboarding --------------------------------------------------------
@@ -230,7 +233,7 @@ class OnvifManager:
                 return cached[1]
             if cached is not None:
                 await cached[1].close()
-            device = self._camera_device(camera)
+            device = await self._camera_device(camera)
             await device.connect()
             self._sessions[camera.id] = (key, device)
             return device
@@ -275,7 +278,7 @@ class OnvifManager:
     def _connector(self, camera_id: str) -> Callable[[], Awaitable[OnvifDevice]]:
         async def connect() -> OnvifDevice:
             # Read anew each time: the address or the password may have changed since.
-            return self._camera_device(await self._gateway.store.get_camera(camera_id))
+            return await self._camera_device(await self._gateway.store.get_camera(camera_id))
 
         return connect
 
@@ -308,7 +311,7 @@ class OnvifManager:
     async def check(self, camera: Camera) -> Health:
         """Ask the device again; follow changed stream URIs; feed a changed verdict to the hub."""
         try:
-            async with self._camera_device(camera) as device:
+            async with await self._camera_device(camera) as device:
                 facts = await device.facts()
         except GatewayError as exc:
             health = Health(ok=False, checked_at=time.time(), code=exc.code, message=exc.message)

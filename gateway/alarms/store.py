@@ -2,8 +2,8 @@
 
 The table sits beside the cameras and regions, so a device's region is a real foreign key
 into the region tree and its linked cameras are checked against the camera table in the
-same transaction. It has its own schema version (table ``alarm_schema``): the catalog's
-``PRAGMA user_version`` belongs to :mod:`gateway.catalog.store`.
+same transaction. It has its own schema, versioned apart from the catalog's in the file's
+``schema_versions`` table (:mod:`gateway.sqlite`).
 
 Its own connection and worker thread (as the catalog and the event log have theirs): the
 event loop never waits on SQLite, and a heartbeat storm does not queue behind catalog work.
@@ -13,57 +13,53 @@ id as associated data; query tokens are stored only as hashes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from adapters.alarms.device import AlarmDevice
 from adapters.alarms.errors import UnknownAlarmDevice
 from gateway.catalog.codes import parse_region_code
-from gateway.catalog.store import _transaction
 from gateway.errors import Conflict, InvalidInput
 from gateway.secretbox import SecretBox
+from gateway.sqlite import Database, Schema, transaction
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# _MIGRATIONS[n] takes alarm_schema.version n to n + 1; statements run in one transaction.
+# _MIGRATIONS[n] takes the schema from version n to n + 1; each runs in one transaction.
 # Append new steps; never edit a released one.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """
-        CREATE TABLE alarm_devices (
-            id                 TEXT PRIMARY KEY,
-            serial             TEXT,
-            name               TEXT NOT NULL,
-            school             TEXT NOT NULL,
-            sector             TEXT NOT NULL,
-            region             TEXT NOT NULL REFERENCES regions (code),
-            location           TEXT NOT NULL,
-            cameras            TEXT NOT NULL,
-            phones             TEXT NOT NULL,
-            secret             TEXT NOT NULL,
-            token_hash         TEXT,
-            heartbeat_interval REAL,
-            online             INTEGER,
-            last_seen          REAL,
-            created_at         TEXT NOT NULL,
-            updated_at         TEXT NOT NULL
-        )
-        """,
-        "CREATE UNIQUE INDEX alarm_devices_serial ON alarm_devices (serial)",
-        "CREATE INDEX alarm_devices_region ON alarm_devices (region)",
-        "CREATE INDEX alarm_devices_online ON alarm_devices (online) WHERE online = 1",
-    ),
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE alarm_devices (
+        id                 TEXT PRIMARY KEY,
+        serial             TEXT,
+        name               TEXT NOT NULL,
+        school             TEXT NOT NULL,
+        sector             TEXT NOT NULL,
+        region             TEXT NOT NULL REFERENCES regions (code),
+        location           TEXT NOT NULL,
+        cameras            TEXT NOT NULL,
+        phones             TEXT NOT NULL,
+        secret             TEXT NOT NULL,
+        token_hash         TEXT,
+        heartbeat_interval REAL,
+        online             INTEGER,
+        last_seen          REAL,
+        created_at         TEXT NOT NULL,
+        updated_at         TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX alarm_devices_serial ON alarm_devices (serial);
+    CREATE INDEX alarm_devices_region ON alarm_devices (region);
+    CREATE INDEX alarm_devices_online ON alarm_devices (online) WHERE online = 1;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+SCHEMA = Schema("alarms", _MIGRATIONS)
 
 _COLUMNS = (
     "id",
@@ -106,36 +102,6 @@ class _Connection(sqlite3.Connection):
 def _context(device_id: str) -> str:
     # Not the bare id: a sealed secret must not open as another table's row of that id.
     return f"alarm_devices:{device_id}"
-
-
-def _connect(path: Path, box: SecretBox | None) -> _Connection:
-    db = sqlite3.connect(path, isolation_level=None, factory=_Connection)
-    try:
-        db.box = box or SecretBox.load(path.parent)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 5000")  # the catalog's connection shares the file
-        db.execute("PRAGMA secure_delete = ON")  # a replaced secret leaves no copy behind
-        with _transaction(db, write=True):
-            db.execute("CREATE TABLE IF NOT EXISTS alarm_schema (version INTEGER NOT NULL)")
-            row = db.execute("SELECT version FROM alarm_schema").fetchone()
-            version: int = 0 if row is None else row[0]
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"alarm devices have schema version {version}; this gateway knows up to "
-                    f"{SCHEMA_VERSION}: the database was written by a newer release"
-                )
-            for step in _MIGRATIONS[version:]:
-                for statement in step:
-                    db.execute(statement)
-            db.execute("DELETE FROM alarm_schema")
-            db.execute("INSERT INTO alarm_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-    except BaseException:
-        db.close()
-        raise
-    return db
 
 
 def _row(db: _Connection, device: AlarmDevice) -> dict[str, Any]:
@@ -234,7 +200,7 @@ def _check_references(
 def _create(db: _Connection, device: AlarmDevice) -> AlarmDevice:
     now = datetime.now(UTC)
     device = replace(device, online=None, last_seen=None, created_at=now, updated_at=now)
-    with _transaction(db, write=True):
+    with transaction(db, write=True):
         if db.execute("SELECT 1 FROM alarm_devices WHERE id = ?", (device.id,)).fetchone():
             raise Conflict(f"alarm device {device.id} already exists")
         _check_references(db, device)
@@ -243,7 +209,7 @@ def _create(db: _Connection, device: AlarmDevice) -> AlarmDevice:
 
 
 def _update(db: _Connection, device_id: str, changes: dict[str, Any]) -> AlarmDevice:
-    with _transaction(db, write=True):
+    with transaction(db, write=True):
         current = _get(db, device_id)
         device = replace(current, **changes, updated_at=datetime.now(UTC))
         _check_references(db, device, current)
@@ -252,7 +218,7 @@ def _update(db: _Connection, device_id: str, changes: dict[str, Any]) -> AlarmDe
 
 
 def _delete(db: _Connection, device_id: str) -> AlarmDevice:
-    with _transaction(db, write=True):
+    with transaction(db, write=True):
         device = _get(db, device_id)
         db.execute("DELETE FROM alarm_devices WHERE id = ?", (device.id,))
     return device
@@ -274,7 +240,7 @@ def _list(
         clauses.append("(" + (" OR ".join(["region GLOB ?"] * len(within)) or "0") + ")")
         args.extend(code + "*" for code in within)
     where = "WHERE " + " AND ".join(clauses) if clauses else ""
-    with _transaction(db, write=False):
+    with transaction(db, write=False):
         total: int = db.execute(f"SELECT count(*) FROM alarm_devices {where}", args).fetchone()[0]
         rows = db.execute(
             f"SELECT * FROM alarm_devices {where} ORDER BY id LIMIT ? OFFSET ?",
@@ -285,7 +251,7 @@ def _list(
 
 def _touch(db: _Connection, device_id: str, now: float) -> bool | None:
     """Record a sign of life; return whether the device counted as online before."""
-    with _transaction(db, write=True):
+    with transaction(db, write=True):
         row = db.execute("SELECT online FROM alarm_devices WHERE id = ?", (device_id,)).fetchone()
         if row is None:
             raise UnknownAlarmDevice(f"alarm device {device_id} is not in the catalog")
@@ -305,7 +271,7 @@ def _mark_offline(
     Silence counts from ``since`` at the earliest (the gateway's start): while the gateway
     was down, boxes could not reach it, which says nothing about them.
     """
-    with _transaction(db, write=True):
+    with transaction(db, write=True):
         rows = db.execute(
             "UPDATE alarm_devices SET online = 0 WHERE online = 1 AND"
             " max(last_seen, ?) + coalesce(heartbeat_interval, ?) * ? < ? RETURNING *",
@@ -321,19 +287,18 @@ class AlarmStore:
     def __init__(self, path: Path, box: SecretBox | None = None) -> None:
         self.path = path
         self._box = box
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-db")
-        self._db: _Connection | None = None
+        self._db: Database[_Connection] | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._db = await loop.run_in_executor(self._executor, _connect, self.path, self._box)
+        def setup(db: _Connection) -> None:
+            db.box = self._box or SecretBox.load(self.path.parent)
+
+        self._db = await Database.open(self.path, SCHEMA, factory=_Connection, setup=setup)
 
     async def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
-            # Queued behind any calls still pending, which therefore complete first.
-            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
-        self._executor.shutdown(wait=False)
+            await db.close()  # after any calls still pending
 
     async def _call(
         self,
@@ -343,8 +308,7 @@ class AlarmStore:
     ) -> _T:
         if self._db is None:
             raise RuntimeError("the alarm store is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(work, self._db, *args, **kwargs))
+        return await self._db.call(work, *args, **kwargs)
 
     async def create(self, device: AlarmDevice) -> AlarmDevice:
         return await self._call(_create, device)

@@ -33,11 +33,12 @@ from typing import Protocol
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from gateway.auth.db import SecurityDb, transaction
+from gateway.auth.db import SecurityDb
 from gateway.catalog.codes import is_within, parse_region_code
 from gateway.catalog.models import CameraClass
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.redact import redact
+from gateway.sqlite import transaction
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ class Directory:
 
     @staticmethod
     def _bootstrap(db: sqlite3.Connection, given: str | None) -> str | None:
-        with transaction(db):
+        with transaction(db, write=True):
             if db.execute("SELECT count(*) FROM users").fetchone()[0]:
                 if (
                     given is not None
@@ -382,7 +383,7 @@ class Directory:
 
     @staticmethod
     def _touch(db: sqlite3.Connection, token_id: int) -> None:
-        with transaction(db):
+        with transaction(db, write=True):
             db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (time.time(), token_id))
 
     async def check_login(self, username: str, password: str) -> User | None:
@@ -428,7 +429,7 @@ class Directory:
         hashed: str | None,
         created_by: str,
     ) -> User:
-        with transaction(db):
+        with transaction(db, write=True):
             return _insert_user(db, username, role, scope, hashed, created_by)
 
     async def users(self) -> list[User]:
@@ -479,7 +480,7 @@ class Directory:
         hashed: str | None,
         disabled: bool | None,
     ) -> User:
-        with transaction(db):
+        with transaction(db, write=True):
             user = Directory._get_user(db, user_id)
             if role is not None:
                 db.execute("UPDATE users SET role = ? WHERE id = ?", (role.value, user_id))
@@ -501,7 +502,7 @@ class Directory:
 
     @staticmethod
     def _delete_user(db: sqlite3.Connection, user_id: int) -> User:
-        with transaction(db):
+        with transaction(db, write=True):
             user = Directory._get_user(db, user_id)
             db.execute("DELETE FROM users WHERE id = ?", (user_id,))
             Directory._keep_an_admin(db, user.username)
@@ -533,7 +534,7 @@ class Directory:
     def _create_token(
         db: sqlite3.Connection, user_id: int, name: str, token: str, expires_at: float | None
     ) -> TokenInfo:
-        with transaction(db):
+        with transaction(db, write=True):
             Directory._get_user(db, user_id)
             return _insert_token(db, user_id, name, token, expires_at)
 
@@ -563,7 +564,7 @@ class Directory:
 
     @staticmethod
     def _revoke_token(db: sqlite3.Connection, token_id: int) -> TokenInfo:
-        with transaction(db):
+        with transaction(db, write=True):
             Directory._get_token(db, token_id)
             db.execute(
                 "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",

@@ -1,11 +1,11 @@
 """The catalog, persisted in SQLite.
 
-All database work runs in one dedicated worker thread that owns the connection: the event
-loop never waits on disk, and a single thread serialises every statement, so the store needs
-no locks of its own. Writes also take SQLite's write lock up front (``BEGIN IMMEDIATE``), so
-a check and the write that depends on it are atomic even against another process (the CLI)
-on the same file. The file is in WAL mode: readers in other processes do not block the
-gateway's writes.
+All database work runs in one dedicated worker thread that owns the connection
+(:mod:`gateway.sqlite`): the event loop never waits on disk, and a single thread serialises
+every statement, so the store needs no locks of its own. Writes also take SQLite's write
+lock up front (``BEGIN IMMEDIATE``), so a check and the write that depends on it are atomic
+even against another process (the CLI) on the same file. The file is in WAL mode: readers
+in other processes do not block the gateway's writes.
 
 Timestamps and ``origin`` belong to the store: whatever a caller puts in them is replaced
 on write.
@@ -13,18 +13,14 @@ on write.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Self
 
 from gateway.catalog.codes import parse_device_code, parse_region_code
 from gateway.catalog.models import (
@@ -39,13 +35,11 @@ from gateway.catalog.models import (
 )
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.secretbox import SecretBox
+from gateway.sqlite import Database, Schema, transaction
 
 __all__ = ["SCHEMA_VERSION", "UPDATABLE_FIELDS", "CatalogStore"]
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-# _MIGRATIONS[n] takes the schema from ``PRAGMA user_version`` n to n + 1. Append new steps;
+# _MIGRATIONS[n] takes the schema from version n to n + 1 (gateway/sqlite.py). Append new steps;
 # never edit a released one, since databases in the field have already run it.
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -84,6 +78,7 @@ _MIGRATIONS: tuple[str, ...] = (
     "ALTER TABLE cameras ADD COLUMN secret TEXT;",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+SCHEMA = Schema("catalog", _MIGRATIONS)
 
 _CAMERA_COLUMNS = (
     "id",
@@ -126,31 +121,14 @@ class _Connection(sqlite3.Connection):
     box: SecretBox
 
 
-def _connect(path: Path, box: SecretBox | None) -> _Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Autocommit mode: transactions are opened explicitly by _transaction, not guessed by
-    # the sqlite3 module.
-    db = sqlite3.connect(path, isolation_level=None, factory=_Connection)
-    try:
-        db.box = box or SecretBox.load(path.parent)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 5000")  # another process may hold the write lock
-        # Freed pages are zeroed: a password replaced or sealed leaves no copy in the file.
-        db.execute("PRAGMA secure_delete = ON")
-        _migrate(db)
-        _seal_plaintext(db)
-    except BaseException:
-        db.close()
-        raise
-    return db
+def _setup(db: _Connection, path: Path, box: SecretBox | None) -> None:
+    db.box = box or SecretBox.load(path.parent)
+    _seal_plaintext(db)
 
 
 def _seal_plaintext(db: _Connection) -> None:
     """Encrypt passwords written by releases before sealing; checks the key on the way."""
-    with _transaction(db, write=True):
+    with transaction(db, write=True):
         rows = db.execute("SELECT id, password FROM cameras WHERE password IS NOT NULL")
         for camera_id, password in rows.fetchall():
             db.execute(
@@ -161,36 +139,6 @@ def _seal_plaintext(db: _Connection) -> None:
         sealed = db.execute("SELECT id, secret FROM cameras WHERE secret IS NOT NULL LIMIT 1")
         for camera_id, secret in sealed.fetchall():
             db.box.open(secret, camera_id)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    version: int = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"catalog database has schema version {version}; this gateway knows up to "
-            f"{SCHEMA_VERSION}: it was written by a newer release"
-        )
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        try:
-            db.executescript(
-                f"BEGIN IMMEDIATE; {_MIGRATIONS[target - 1]}; "
-                f"PRAGMA user_version = {target}; COMMIT;"
-            )
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection, *, write: bool) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _camera_row(db: _Connection, camera: Camera) -> dict[str, Any]:
@@ -297,31 +245,20 @@ def _all_cameras(db: _Connection) -> list[Camera]:
 class CatalogStore:
     """Cameras and regions in one SQLite file. Create with ``await CatalogStore.open(path)``."""
 
-    def __init__(self, executor: ThreadPoolExecutor, db: _Connection) -> None:
-        self._executor = executor
+    def __init__(self, db: Database[_Connection]) -> None:
         self._db = db
-        self._closed = False
 
     @classmethod
     async def open(cls, path: Path, box: SecretBox | None = None) -> CatalogStore:
         """Open (and migrate) the catalog; passwords are sealed with ``box``, by default
         the key from the environment or the key file beside the database (secretbox.py)."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
-        try:
-            # sqlite3 connections belong to the thread that made them: make it in the worker.
-            db = await asyncio.get_running_loop().run_in_executor(executor, _connect, path, box)
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(executor, db)
+        db = await Database.open(
+            path, SCHEMA, factory=_Connection, setup=lambda db: _setup(db, path, box)
+        )
+        return cls(db)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # Queued behind any calls still pending, which therefore complete first.
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
-        self._executor.shutdown(wait=False)
+        await self._db.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -334,27 +271,15 @@ class CatalogStore:
     ) -> None:
         await self.close()
 
-    async def _call(
-        self,
-        work: Callable[Concatenate[_Connection, _P], _T],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        if self._closed:
-            raise RuntimeError("the catalog store is closed")
-        loop = asyncio.get_running_loop()
-        # A caller that is cancelled stops waiting; its statement still runs, in order.
-        return await loop.run_in_executor(self._executor, partial(work, self._db, *args, **kwargs))
-
     # --- regions -------------------------------------------------------------------------
 
     async def create_region(self, region: Region) -> Region:
         """Add a region; its parent (for a township or village) must exist already."""
-        return await self._call(self._create_region, region)
+        return await self._db.call(self._create_region, region)
 
     @staticmethod
     def _create_region(db: _Connection, region: Region) -> Region:
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             if _fetch_region(db, region.code) is not None:
                 raise Conflict(f"region {region.code} already exists")
             _save_region(db, region)
@@ -362,21 +287,21 @@ class CatalogStore:
 
     async def upsert_region(self, region: Region) -> Region:
         """Create the region or rename it: for regions declared in the config file."""
-        return await self._call(self._upsert_region, region)
+        return await self._db.call(self._upsert_region, region)
 
     @staticmethod
     def _upsert_region(db: _Connection, region: Region) -> Region:
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             _save_region(db, region)
         return region
 
     async def update_region(self, code: str, name: str) -> Region:
         parse_region_code(code, field="code")
-        return await self._call(self._update_region, code, name)
+        return await self._db.call(self._update_region, code, name)
 
     @staticmethod
     def _update_region(db: _Connection, code: str, name: str) -> Region:
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             region = replace(_get_region(db, code), name=name)
             db.execute("UPDATE regions SET name = ? WHERE code = ?", (region.name, code))
         return region
@@ -384,11 +309,11 @@ class CatalogStore:
     async def delete_region(self, code: str) -> None:
         """Delete a region; refused (Conflict) while cameras or sub-regions reference it."""
         parse_region_code(code, field="code")
-        await self._call(self._delete_region, code)
+        await self._db.call(self._delete_region, code)
 
     @staticmethod
     def _delete_region(db: _Connection, code: str) -> None:
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             _get_region(db, code)
             cameras = db.execute("SELECT count(*) FROM cameras WHERE region = ?", (code,))
             children = db.execute("SELECT count(*) FROM regions WHERE parent = ?", (code,))
@@ -409,11 +334,11 @@ class CatalogStore:
 
     async def get_region(self, code: str) -> Region:
         parse_region_code(code, field="code")
-        return await self._call(_get_region, code)
+        return await self._db.call(_get_region, code)
 
     async def list_regions(self) -> list[Region]:
         """All regions ordered by code, so each parent comes before its children."""
-        return await self._call(self._list_regions)
+        return await self._db.call(self._list_regions)
 
     @staticmethod
     def _list_regions(db: _Connection) -> list[Region]:
@@ -435,13 +360,13 @@ class CatalogStore:
 
     async def create_camera(self, camera: Camera) -> Camera:
         """Add a camera through the API (origin ``api``); Conflict if the id is taken."""
-        return await self._call(self._create_camera, camera)
+        return await self._db.call(self._create_camera, camera)
 
     @staticmethod
     def _create_camera(db: _Connection, camera: Camera) -> Camera:
         now = _now()
         camera = replace(camera, origin=Origin.API, created_at=now, updated_at=now)
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             if _fetch_camera(db, camera.id) is not None:
                 raise Conflict(f"camera {camera.id} already exists")
             _require_region(db, camera.region, field="region")
@@ -455,12 +380,12 @@ class CatalogStore:
         the same id is overwritten and becomes config-owned. Re-applying an unchanged
         declaration (every start) writes nothing and keeps ``updated_at``.
         """
-        return await self._call(self._upsert_camera, camera)
+        return await self._db.call(self._upsert_camera, camera)
 
     @staticmethod
     def _upsert_camera(db: _Connection, camera: Camera) -> Camera:
         now = _now()
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             _require_region(db, camera.region, field="region")
             existing = _fetch_camera(db, camera.id)
             if existing is None:
@@ -484,11 +409,11 @@ class CatalogStore:
         Run after upserting the config's cameras, so a camera removed from the file leaves
         the catalog; cameras created through the API are never touched.
         """
-        return await self._call(self._prune_config_cameras, keep)
+        return await self._db.call(self._prune_config_cameras, keep)
 
     @staticmethod
     def _prune_config_cameras(db: _Connection, keep: Collection[str]) -> list[str]:
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             rows = db.execute(
                 "DELETE FROM cameras WHERE origin = 'config' "
                 "AND id NOT IN (SELECT value FROM json_each(?)) RETURNING id",
@@ -498,11 +423,11 @@ class CatalogStore:
 
     async def get_camera(self, camera_id: str) -> Camera:
         parse_device_code(camera_id, field="id")
-        return await self._call(_get_camera, camera_id)
+        return await self._db.call(_get_camera, camera_id)
 
     async def all_cameras(self) -> list[Camera]:
         """Every camera, ordered by id (start-up, metrics, region counts)."""
-        return await self._call(_all_cameras)
+        return await self._db.call(_all_cameras)
 
     async def list_cameras(
         self,
@@ -554,14 +479,14 @@ class CatalogStore:
             clauses.append("camera_class IN (SELECT value FROM json_each(?))")
             params.append(json.dumps([str(c) for c in within_classes]))
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        return await self._call(self._list_cameras, where, params, limit, offset)
+        return await self._db.call(self._list_cameras, where, params, limit, offset)
 
     @staticmethod
     def _list_cameras(
         db: _Connection, where: str, params: list[object], limit: int, offset: int
     ) -> tuple[list[Camera], int]:
         # One read transaction: the page and the total come from the same snapshot.
-        with _transaction(db, write=False):
+        with transaction(db, write=False):
             total: int = db.execute(f"SELECT count(*) FROM cameras{where}", params).fetchone()[0]
             rows = db.execute(
                 f"SELECT * FROM cameras{where} ORDER BY id LIMIT ? OFFSET ?",
@@ -578,11 +503,11 @@ class CatalogStore:
         unknown = sorted(set(changes) - UPDATABLE_FIELDS)
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(unknown)}", field=unknown[0])
-        return await self._call(self._update_camera, camera_id, changes)
+        return await self._db.call(self._update_camera, camera_id, changes)
 
     @staticmethod
     def _update_camera(db: _Connection, camera_id: str, changes: dict[str, Any]) -> Camera:
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             current = _get_camera(db, camera_id)
             camera = replace(current, **changes, updated_at=_now())
             if camera.region != current.region:
@@ -592,11 +517,11 @@ class CatalogStore:
 
     async def delete_camera(self, camera_id: str) -> None:
         parse_device_code(camera_id, field="id")
-        await self._call(self._delete_camera, camera_id)
+        await self._db.call(self._delete_camera, camera_id)
 
     @staticmethod
     def _delete_camera(db: _Connection, camera_id: str) -> None:
-        with _transaction(db, write=True):
+        with transaction(db, write=True):
             deleted = db.execute("DELETE FROM cameras WHERE id = ?", (camera_id,)).rowcount
         if not deleted:
             raise NotFound(f"camera {camera_id} does not exist")

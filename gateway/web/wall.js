@@ -1,4 +1,5 @@
-// The operators' video wall: camera tree by region, a 1/4/9/16 split wall, WHEP playback.
+// The operators' video wall: camera tree by region, a 1/4/9/16 split wall, WHEP playback,
+// and recorded footage of the selected tile on a timeline (played from the MP4 segments).
 // Plain browser JavaScript, no build step: the gateway serves this file as it is.
 "use strict";
 
@@ -15,6 +16,7 @@ const wall = {
   cameras: new Map(), // id → camera (from /api/v1/cameras)
   regions: [],
   selected: 0,
+  hours: 24, // timeline zoom
 };
 
 // --- WHEP (RFC 9725) ----------------------------------------------------------------------
@@ -83,13 +85,18 @@ class Tile {
     this.el = document.createElement("div");
     this.el.className = "tile";
     this.el.dataset.index = index;
+    this.playback = null; // { start, end } wall-clock seconds of the segment playing, or null: live
     this.el.innerHTML = '<div class="empty">空 empty</div><img alt=""><video muted autoplay playsinline></video>' +
-      '<div class="label"></div><div class="status"></div>';
+      '<div class="label"></div><div class="mode"></div><div class="status"></div>';
     this.video = this.el.querySelector("video");
     this.img = this.el.querySelector("img");
     this.label = this.el.querySelector(".label");
     this.status = this.el.querySelector(".status");
+    this.mode = this.el.querySelector(".mode");
     this.video.addEventListener("playing", () => this.el.classList.add("playing"));
+    this.video.addEventListener("timeupdate", () => { if (this.playback) showClock(this); });
+    // A segment is a few seconds to a minute of footage: carry on where this one ended.
+    this.video.addEventListener("ended", () => { if (this.playback) this.playFrom(this.playback.end, true); });
     this.img.addEventListener("error", () => { this.img.removeAttribute("src"); });
     this.el.addEventListener("click", () => selectTile(this.index));
     this.el.addEventListener("dblclick", () => toggleEnlarged(this));
@@ -132,6 +139,7 @@ class Tile {
   async start() {
     const camera = this.camera;
     clearTimeout(this.timer);
+    this.stopPlayback();
     this.img.src = `${API}/cameras/${camera.id}/snapshot.jpg?stream=${this.stream}&t=${Date.now()}`;
     this.setStatus(camera.status.state === "offline" ? offlineText(camera) : "连接中 connecting…",
       camera.status.state === "offline");
@@ -150,7 +158,7 @@ class Tile {
       if (!permanent) this.retry();
       return;
     }
-    if (this.camera !== camera) { whepStop(session); return; }
+    if (this.camera !== camera || this.playback) { whepStop(session); return; } // or now playing footage
     this.session = session;
     delete this.el.dataset.error;
     this.lastFrames = 0;
@@ -186,6 +194,64 @@ class Tile {
     this.timer = setTimeout(() => { if (this.camera && !this.session) this.start(); }, delay);
   }
 
+  // Recorded footage from wall-clock time t, one segment file after the other: Chromium plays
+  // the recorder's MP4 segments itself (HLS would need hls.js), and they are what the
+  // playback right covers — export.mp4 is the evidence export, a right of its own that
+  // operators do not have, audited as an export. `next`: the previous segment ended.
+  async playFrom(t, next = false) {
+    const camera = this.camera;
+    const token = (this.token = {}); // a later click wins over a slower earlier request
+    if (!next) this.setStatus("加载录像 loading recording…");
+    let segment;
+    try {
+      const body = await getJson(`/cameras/${camera.id}/recordings?start=${t.toFixed(3)}`);
+      // The segment holding t, or the first one recorded after it (a click in a gap).
+      segment = body.segments.find((s) => Date.parse(s.end) / 1000 > t);
+    } catch (error) {
+      if (this.token === token) this.setStatus(`录像 recording: ${error.message}`, true);
+      return;
+    }
+    if (this.token !== token || this.camera !== camera) return;
+    if (!segment) {
+      if (next) {
+        // At the end of what is saved so far: the segment being written is indexed when it
+        // closes, so look again rather than give up.
+        this.setStatus("录像末尾 end of recording — 等待 waiting for more…");
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.playFrom(t, true), 5000);
+      } else {
+        this.setStatus("此后无录像 nothing recorded after this point", true);
+      }
+      return;
+    }
+    // Only now leave live: a click where nothing is recorded keeps the picture the operator had.
+    clearTimeout(this.timer);
+    this.stopSession();
+    // A segment's media time starts at 0 at its wall-clock start.
+    const start = Date.parse(segment.start) / 1000;
+    this.playback = { start, end: Date.parse(segment.end) / 1000 };
+    this.el.classList.add("recorded");
+    this.setStatus("");
+    this.video.src = segment.url + (t > start ? `#t=${(t - start).toFixed(3)}` : "");
+    showClock(this);
+  }
+
+  goLive() {
+    if (!this.camera) return;
+    this.stopPlayback();
+    this.start();
+  }
+
+  stopPlayback() {
+    if (!this.playback) return;
+    this.playback = null;
+    this.token = null;
+    this.el.classList.remove("recorded");
+    this.video.removeAttribute("src");
+    this.video.load(); // drops the buffered segment
+    showClock(this);
+  }
+
   stopSession() {
     if (this.session) { whepStop(this.session); this.session = null; }
     this.video.srcObject = null;
@@ -193,6 +259,7 @@ class Tile {
 
   stop() {
     clearTimeout(this.timer);
+    this.stopPlayback();
     this.stopSession();
     this.el.classList.remove("playing");
     this.img.removeAttribute("src");
@@ -207,8 +274,10 @@ function offlineText(camera) {
 }
 
 function selectTile(index) {
+  const changed = wall.selected !== index;
   wall.selected = index;
   wall.tiles.forEach((t) => t.el.classList.toggle("selected", t.index === index));
+  if (changed || !timeline.camera) loadTimeline();
 }
 
 function toggleEnlarged(tile) {
@@ -241,6 +310,7 @@ function setSplit(split) {
 function showCamera(camera) {
   const tile = wall.tiles[wall.selected];
   tile.assign(camera);
+  loadTimeline(); // in case the selection does not move (a 1-tile wall)
   selectTile((wall.selected + 1) % wall.tiles.length);
   save();
 }
@@ -249,6 +319,116 @@ function save() {
   localStorage.setItem("wall", JSON.stringify({
     split: wall.split, cameras: wall.tiles.map((t) => (t.camera ? t.camera.id : null)),
   }));
+}
+
+// --- recorded footage: the selected tile's timeline ----------------------------------------
+
+const timeline = { camera: null, from: 0, to: 0 };
+
+function clockText(t) {
+  const d = new Date(t * 1000);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+// Playback or live, in the tile and (for the selected tile) in the panel: footage is evidence,
+// an operator must never take a recording for the live picture.
+function showClock(tile) {
+  const t = tile.playback ? tile.playback.start + tile.video.currentTime : null;
+  tile.mode.textContent = t === null ? "" : `回放 PLAYBACK ${clockText(t)}`;
+  if (tile.index !== wall.selected) return;
+  const clock = document.getElementById("pb-clock");
+  clock.textContent = t === null ? (tile.camera ? "直播 LIVE" : "") : `回放 PLAYBACK ${clockText(t)}`;
+  clock.classList.toggle("recorded", t !== null);
+  if (t === null) delete clock.dataset.time; else clock.dataset.time = t.toFixed(3);
+  const cursor = document.getElementById("tl-cursor");
+  cursor.hidden = t === null || t < timeline.from;
+  if (!cursor.hidden) cursor.style.left = `${position(t)}%`;
+}
+
+function position(t) {
+  return Math.min(100, Math.max(0, (100 * (t - timeline.from)) / (timeline.to - timeline.from)));
+}
+
+function bar(className, start, end, title) {
+  const el = document.createElement("div");
+  el.className = className;
+  el.style.left = `${position(start)}%`;
+  el.style.width = `${position(end) - position(start)}%`;
+  el.title = title;
+  el.dataset.start = start;
+  el.dataset.end = end;
+  return el;
+}
+
+// Segments end to end (each a few seconds or a minute) drawn as one span each would be
+// thousands of elements over 24 h: merge the touching ones.
+function mergeSegments(segments) {
+  const spans = [];
+  for (const s of segments) {
+    const start = Date.parse(s.start) / 1000, end = Date.parse(s.end) / 1000;
+    const last = spans[spans.length - 1];
+    if (last && start - last.end < 1) last.end = Math.max(last.end, end);
+    else spans.push({ start, end });
+  }
+  return spans;
+}
+
+async function loadTimeline() {
+  const tile = wall.tiles[wall.selected];
+  const camera = tile && tile.camera;
+  timeline.camera = camera;
+  document.getElementById("pb-camera").textContent = camera ? camera.name : "选择一个画面 select a tile";
+  document.getElementById("pb-live").disabled = !camera;
+  const track = document.getElementById("tl-track");
+  if (!camera) { track.replaceChildren(); showClock(tile); return; }
+  const to = Date.now() / 1000, from = to - wall.hours * 3600;
+  let body;
+  try {
+    body = await getJson(`/cameras/${camera.id}/recordings?start=${from.toFixed(3)}&end=${to.toFixed(3)}`);
+  } catch (error) {
+    if (timeline.camera === camera) document.getElementById("pb-camera").textContent += ` — ${error.message}`;
+    return;
+  }
+  if (timeline.camera !== camera) return; // another tile was selected meanwhile
+  Object.assign(timeline, { from, to });
+  const range = (a, b) => `${clockText(a)} – ${clockText(b)}`;
+  const bars = mergeSegments(body.segments).map((s) => bar("span", s.start, s.end, `录像 recorded ${range(s.start, s.end)}`));
+  const open = body.recording && body.recording.segment_start;
+  if (open) {
+    const start = Date.parse(open) / 1000;
+    bars.push(bar("span open", start, to, `录制中 being recorded since ${clockText(start)} (playable once saved)`));
+  }
+  for (const g of body.gaps) {
+    const start = Date.parse(g.start) / 1000, end = g.end ? Date.parse(g.end) / 1000 : to;
+    const el = bar("gap", start, end, `缺失 gap: ${g.reason} ${range(start, end)}`);
+    el.dataset.reason = g.reason;
+    bars.push(el);
+  }
+  for (const h of body.holds) {
+    const start = Date.parse(h.start) / 1000, end = Date.parse(h.end) / 1000;
+    bars.push(bar("hold", start, end, `保全 hold: ${h.reason} ${range(start, end)}`));
+  }
+  const step = (wall.hours * 3600) / 6;
+  for (let t = Math.ceil(from / step) * step; t < to; t += step) {
+    const tick = document.createElement("span");
+    tick.className = "tick";
+    tick.style.left = `${position(t)}%`;
+    tick.textContent = clockText(t).slice(11, 16);
+    bars.push(tick);
+  }
+  track.replaceChildren(...bars);
+  document.querySelectorAll("[data-zoom]").forEach((b) =>
+    b.classList.toggle("active", Number(b.dataset.zoom) === wall.hours));
+  showClock(tile);
+}
+
+function timelineClick(event) {
+  const tile = wall.tiles[wall.selected];
+  if (!tile.camera || tile.camera !== timeline.camera) return;
+  const box = event.currentTarget.getBoundingClientRect();
+  tile.playFrom(timeline.from + ((event.clientX - box.left) / box.width) * (timeline.to - timeline.from));
 }
 
 // --- camera tree --------------------------------------------------------------------------
@@ -369,13 +549,20 @@ async function main() {
     save();
   });
   document.getElementById("filter").addEventListener("input", renderTree);
+  document.querySelectorAll("[data-zoom]").forEach((b) => b.addEventListener("click", () => {
+    wall.hours = Number(b.dataset.zoom);
+    loadTimeline();
+  }));
+  document.getElementById("timeline").addEventListener("click", timelineClick);
+  document.getElementById("pb-live").addEventListener("click", () => wall.tiles[wall.selected].goLive());
   await refresh();
   const saved = JSON.parse(localStorage.getItem("wall") || "{}");
   setSplit([1, 4, 9, 16].includes(saved.split) ? saved.split : 4);
   (saved.cameras || []).forEach((id, i) => {
     if (id && wall.cameras.has(id) && wall.tiles[i]) wall.tiles[i].assign(wall.cameras.get(id));
   });
-  setInterval(refresh, REFRESH_MS);
+  loadTimeline();
+  setInterval(() => { refresh(); loadTimeline(); }, REFRESH_MS);
   setInterval(() => wall.tiles.forEach((t) => t.watch()), 1000);
   window.addEventListener("pagehide", () => wall.tiles.forEach((t) => t.stopSession()));
 }

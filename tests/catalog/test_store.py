@@ -266,7 +266,8 @@ async def test_persistence_across_reopen(tmp_path: Path) -> None:
     raw = sqlite3.connect(path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        versions = dict(raw.execute("SELECT name, version FROM schema_versions").fetchall())
+        assert versions == {"catalog": SCHEMA_VERSION}
         row = raw.execute("SELECT main_url, username, password, secret FROM cameras").fetchone()
         file_bytes = path.read_bytes() + path.with_name(path.name + "-wal").read_bytes()
     finally:
@@ -282,7 +283,9 @@ async def test_persistence_across_reopen(tmp_path: Path) -> None:
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
     raw = sqlite3.connect(path)
-    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.execute("CREATE TABLE schema_versions (name TEXT PRIMARY KEY, version INTEGER)")
+    raw.execute("INSERT INTO schema_versions VALUES ('catalog', ?)", (SCHEMA_VERSION + 1,))
+    raw.commit()
     raw.close()
     with pytest.raises(RuntimeError, match="newer release"):
         await CatalogStore.open(path)
@@ -330,4 +333,4 @@ async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
 async def test_db_work_runs_off_the_event_loop(store: CatalogStore) -> None:
     # The connection belongs to the worker thread: touching it from the loop is refused.
     with pytest.raises(sqlite3.ProgrammingError):
-        store._db.execute("SELECT 1")
+        store._db._db.execute("SELECT 1")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import open_source
+from gateway.bus import MemoryBus
 from gateway.catalog.models import Camera, CameraClass, RecordingPolicy, Sector, StreamSource
 from gateway.hub.hub import MAIN, Hub
 from gateway.hub.packet import Packet
@@ -44,7 +45,7 @@ async def recording(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[Hub,
     """A started hub and recorder; closed (segments finished) on exit."""
     options: dict[str, Any] = {"segment_seconds": 2, "gap_seconds": 1.5, "batch_seconds": 0.1}
     hub = Hub(FAST, probe_timeout=8)
-    recorder = Recorder(RecorderSettings(**{**options, **settings}), data_dir, hub)
+    recorder = Recorder(RecorderSettings(**{**options, **settings}), data_dir, hub, MemoryBus())
     await recorder.start()
     try:
         yield hub, recorder

@@ -85,6 +85,14 @@ async def test_records_real_rtsp_cameras_bit_exact(tmp_path: Path, rtsp_server: 
             ]
             if cam.id == VTEST:
                 assert any(p.pts != p.dts for p in delivered)  # B-frames really were there
+        # Each closed segment was announced on the bus (the analytics worker scans them).
+        assert recorder.bus is not None
+        announced = recorder.bus.subscribe(types={"segment_closed"}, after="0-0")
+        indexed = [s for c in cameras for s in await recorder.index.segments(c.id, 0, time.time())]
+        seen = [await asyncio.wait_for(anext(announced), 5) for _ in indexed]
+        assert sorted((e.camera, e.data["path"], e.start, e.end) for e in seen) == sorted(
+            (s.camera_id, s.path, s.start, s.end) for s in indexed
+        )
 
 
 async def test_camera_goes_away_and_comes_back_one_gap(tmp_path: Path, make_rtsp_server) -> None:  # type: ignore[no-untyped-def]

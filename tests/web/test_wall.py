@@ -46,7 +46,10 @@ if not Path(CHROMIUM).is_file():
 
 
 @asynccontextmanager
-async def gateway_server(data_dir: Path) -> AsyncIterator[tuple[str, FastAPI]]:
+async def gateway_server(
+    data_dir: Path, cameras: str = "", sections: str = ""
+) -> AsyncIterator[tuple[str, FastAPI]]:
+    """``cameras``: more YAML entries of the cameras list; ``sections``: more YAML sections."""
     closed = free_port()  # nothing listens here: the camera refuses connections
     settings = config.parse(
         f"""
@@ -57,8 +60,9 @@ regions: [{{code: "110106", name: "Township B"}}]
 cameras:
   - {{id: "{OFFLINE_ID}", name: "North gate", class: B, region: "110106", owner_unit: "test",
      sector: police, source: {{main_url: "rtsp://127.0.0.1:{closed}/stream"}}}}
-"""
-        + LOOPBACK,
+{cameras}"""
+        + LOOPBACK
+        + sections,
         environ={},
     )
     settings.data_dir = data_dir
@@ -98,6 +102,18 @@ async def operator(base: str) -> tuple[str, str]:
     return "wall", password
 
 
+async def sign_in(page: object, base: str) -> None:
+    """As an operator would: the wall sends a visitor without a session to the login page,
+    and back after it."""
+    username, password = await operator(base)
+    await page.goto(base + "/", timeout=15000)  # type: ignore[attr-defined]
+    await page.wait_for_url("**/login?next=*", timeout=15000)  # type: ignore[attr-defined]
+    await page.fill("#username", username)  # type: ignore[attr-defined]
+    await page.fill("#password", password)  # type: ignore[attr-defined]
+    await page.click("button[type=submit]")  # type: ignore[attr-defined]
+    await page.wait_for_url("**/wall/", timeout=15000)  # type: ignore[attr-defined]
+
+
 async def test_wall_plays_and_shows_offline_reason(tmp_path: Path) -> None:
     async with (
         gateway_server(tmp_path / "data") as (base, app),
@@ -112,13 +128,7 @@ async def test_wall_plays_and_shows_offline_reason(tmp_path: Path) -> None:
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             # Not signed in: the wall sends the operator to the login page, and back.
-            username, password = await operator(base)
-            await page.goto(base + "/", timeout=15000)
-            await page.wait_for_url("**/login?next=*", timeout=15000)
-            await page.fill("#username", username)
-            await page.fill("#password", password)
-            await page.click("button[type=submit]")
-            await page.wait_for_url("**/wall/", timeout=15000)
+            await sign_in(page, base)
             # The tree lists both cameras under their regions, with status and class.
             demo_row = page.locator(f'.camera[data-camera="{DEMO_ID}"]')
             offline_row = page.locator(f'.camera[data-camera="{OFFLINE_ID}"]')
