@@ -63,8 +63,10 @@ class Gateway:
         self.relay = Relay(settings.relay)
         redis = settings.redis_url
         self.bus: Bus = create_bus(redis.get_secret_value() if redis else None)
-        self.recorder = Recorder(settings.recorder, Path(settings.data_dir), hub, self.bus)
         self.events = EventLog(Path(settings.data_dir) / "events", self.bus)
+        self.recorder = Recorder(
+            settings.recorder, Path(settings.data_dir), hub, self.bus, self.events
+        )
         self.analytics = Analytics(
             settings, store, hub, self.events, self.bus, recordings=self.recorder.root
         )

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gateway import settings as config
+from gateway.audit import Action
+from gateway.auth.cli import record_sync
 from gateway.errors import GatewayError, InvalidInput
 from recorder import export
 from recorder.index import Index, Segment
@@ -82,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"export failed: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    # Evidence leaving the system is audited whoever takes it: a shell user as much as the API.
+    record_sync(
+        data_dir,
+        Action.EXPORT,
+        camera=args.camera,
+        detail={"start": iso(plan.start), "end": iso(plan.end), "file": str(args.file)},
+    )
     size = args.file.stat().st_size
     print(
         f"{args.file}: {iso(plan.start)} to {iso(plan.end)} (decoding from the keyframe at "

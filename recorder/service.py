@@ -34,6 +34,7 @@ from gateway.bus import Bus
 from gateway.bus import Event as BusEvent
 from gateway.catalog.models import Camera, CameraClass, RecordingPolicy
 from gateway.errors import InvalidInput, StreamClosed
+from gateway.eventlog import EventLog
 from gateway.hub.hub import MAIN, Hub
 from gateway.hub.packet import Packet
 from gateway.hub.stream import CameraStream
@@ -96,6 +97,7 @@ class CameraRecording:
         self._stop_reason: GapReason | None = None
         self._last_stop: GapReason | None = None
         self._backlog: list[Event] = []  # index writes that failed (disk full), in order
+        self._disk_full_event: str | None = None  # its id in the event log while it lasts
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"record {camera_id}")
 
     def status(self) -> CameraStatus:
@@ -168,6 +170,9 @@ class CameraRecording:
                     await index.add_segment(event)
                     await self.recorder.announce(event)
                 elif isinstance(event, Resumed):
+                    if self._disk_full_event is not None:
+                        await self.recorder.report_end(self._disk_full_event, event.at)
+                        self._disk_full_event = None
                     self._last_stop = None
                     await index.close_gap(self.camera_id, event.at)
                 else:
@@ -182,6 +187,10 @@ class CameraRecording:
         if event.reason is GapReason.DISK_FULL:
             if self._last_stop is not GapReason.DISK_FULL:  # once, not at every retry
                 log.error("camera %s: recording interrupted, the disk is full", self.camera_id)
+                # An event for operators, open until recording resumes.
+                self._disk_full_event = await self.recorder.report(
+                    "disk_full", self.camera_id, event.at, {"root": str(self.recorder.root)}
+                )
             self.recorder.disk_pressure()
         self._last_stop = event.reason
         await self.recorder.index.open_gap(self.camera_id, event.at, event.reason)
@@ -198,11 +207,17 @@ class Recorder:
     """Create with the gateway, ``await start()`` before cameras are applied, ``close()`` last."""
 
     def __init__(
-        self, settings: RecorderSettings, data_dir: Path, hub: Hub, bus: Bus | None = None
+        self,
+        settings: RecorderSettings,
+        data_dir: Path,
+        hub: Hub,
+        bus: Bus | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
         self.bus = bus
+        self.events = events
         self.data_dir = data_dir
         self.root = settings.root or data_dir / "recordings"
         self.exports_dir = data_dir / "exports"
@@ -348,6 +363,29 @@ class Recorder:
             )
         except Exception as exc:  # the bus (Redis) is down: recording goes on regardless
             log.warning("camera %s: cannot announce a closed segment: %s", segment.camera_id, exc)
+
+    async def report(
+        self, kind: str, camera_id: str, at: float, data: dict[str, object]
+    ) -> str | None:
+        """Open an event in the event log (persisted, then published); its id, if logged."""
+        if self.events is None:
+            return None
+        try:
+            record = await self.events.record(
+                BusEvent(type=kind, source="recorder", camera=camera_id, start=at, data=data)
+            )
+        except Exception as exc:  # the event log shares the full disk: the status still says it
+            log.warning("camera %s: cannot log %s: %s", camera_id, kind, exc)
+            return None
+        return record.id
+
+    async def report_end(self, event_id: str, at: float) -> None:
+        if self.events is None:
+            return
+        try:
+            await self.events.update(event_id, end=at)
+        except Exception as exc:
+            log.warning("cannot close event %s: %s", event_id, exc)
 
     def disk_pressure(self) -> None:
         """A writer (or the index) hit a full disk: run retention now, floor or not."""

@@ -13,6 +13,7 @@ from typing import Any
 from adapters import open_source
 from gateway.bus import MemoryBus
 from gateway.catalog.models import Camera, CameraClass, RecordingPolicy, Sector, StreamSource
+from gateway.eventlog import EventLog
 from gateway.hub.hub import MAIN, Hub
 from gateway.hub.packet import Packet
 from gateway.hub.stream import CameraStream, StreamConfig
@@ -45,13 +46,17 @@ async def recording(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[Hub,
     """A started hub and recorder; closed (segments finished) on exit."""
     options: dict[str, Any] = {"segment_seconds": 2, "gap_seconds": 1.5, "batch_seconds": 0.1}
     hub = Hub(FAST, probe_timeout=8)
-    recorder = Recorder(RecorderSettings(**{**options, **settings}), data_dir, hub, MemoryBus())
+    bus = MemoryBus()
+    events = EventLog(data_dir / "events", bus)
+    await events.start()
+    recorder = Recorder(RecorderSettings(**{**options, **settings}), data_dir, hub, bus, events)
     await recorder.start()
     try:
         yield hub, recorder
     finally:
         await recorder.close()
         await hub.close()
+        await events.close()
 
 
 async def attach(hub: Hub, recorder: Recorder, cam: Camera) -> Collector:

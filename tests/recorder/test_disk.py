@@ -146,6 +146,10 @@ async def test_retention_and_a_full_disk(tmp_path: Path, small_disk: Path) -> No
         await live_view.close()
         gaps = [g for g in await index.gaps(LIVE, 0, time.time() + 60) if g.end is not None]
         assert GapReason.DISK_FULL in {g.reason for g in gaps}
+        # Reported as an event too: opened when recording stopped, closed when it resumed.
+        assert recorder.events is not None
+        reported = await recorder.events.query(camera=LIVE, types={"disk_full"})
+        assert len(reported.items) == 1 and reported.items[0].end is not None
         assert await paths(recorder, HELD_B) == held
 
         # Nothing on the disk is corrupt: every file is a playable segment or the ballast.

@@ -3,6 +3,7 @@ SIGKILL mid-segment, restarts, and serves the footage over HTTP and on the comma
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -125,6 +126,15 @@ def test_record_kill_restart_and_serve(tmp_path: Path, rtsp_server: RtspServer) 
     with av.open(str(out)) as container:
         first_packet = next(p for p in container.demux(video=0) if p.size)
         assert first_packet.is_keyframe
+    # The command line's export is in the audit trail, and the chain still verifies.
+    verify = subprocess.run(
+        [str(SHARPEYES), "audit", "verify", "--data", str(data)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stderr
+    with sqlite3.connect(data / "security.sqlite3") as db:
+        rows = db.execute("SELECT * FROM audit ORDER BY rowid DESC LIMIT 1").fetchall()
+    assert "export" in str(rows[0]) and CAM in str(rows[0]) and "cli" in str(rows[0])
 
 
 def check_http(gw: GatewayProcess, tmp_path: Path, first: dict, second: dict) -> None:  # type: ignore[type-arg]
