@@ -159,6 +159,10 @@ def classify(exc: BaseException, display_url: str) -> errors.SourceError:
         return errors.CameraTimeout(f"{where}: no answer in time")
     if code in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN):
         return errors.CameraUnreachable(f"{where}: host unreachable")
+    if code == errno.EPERM:
+        # FFmpeg's answer to an RTSP error status it has no name for (e.g. 503 from a camera
+        # whose encoder is not ready, 454 session not found).
+        return errors.SourceError(f"{where}: the camera answered the request with an error")
     if code == errno.ECONNRESET or code == errno.EPIPE:
         return errors.StreamEnded(f"{where}: the connection was reset")
     if code == errno.EIO and "resolve" in detail.lower():

@@ -217,11 +217,14 @@ class AuditLog:
         action: Action,
         *,
         camera: str | None = None,
+        region: str | None = None,
         detail: Mapping[str, object] | None = None,
         outcome: str = "ok",
     ) -> None:
-        """Append one entry. ``detail``: a small JSON-able mapping (range, duration, ...)."""
-        region = await self._region_of(camera) if camera is not None else None
+        """Append one entry. ``detail``: a small JSON-able mapping (range, duration, ...).
+        ``region``: for objects that are not cameras (alarm devices); a camera's is looked up."""
+        if camera is not None:
+            region = await self._region_of(camera)
         content = content_of(
             principal, action, outcome=outcome, camera=camera, region=region, detail=detail
         )

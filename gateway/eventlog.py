@@ -271,15 +271,21 @@ def _filters(
     until: float | None,
     open_only: bool,
     cameras: Collection[str] | None = None,
+    regions: Collection[str] = (),
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     if camera is not None:
         clauses.append("camera = ?")
         args.append(camera)
-    if cameras is not None:  # a principal's scope (gateway/auth): events of these only
-        clauses.append("camera IN (SELECT value FROM json_each(?))")
-        args.append(json.dumps(sorted(cameras)))
+    if cameras is not None:  # a principal's scope (gateway/auth): events of these only,
+        # and events of devices that are not cameras (alarm boxes) in these region subtrees
+        clauses.append(
+            "(camera IN (SELECT value FROM json_each(?)) OR (camera IS NULL AND EXISTS ("
+            "SELECT 1 FROM json_each(?) AS r "
+            "WHERE json_extract(data, '$.region') GLOB r.value || '*')))"
+        )
+        args += [json.dumps(sorted(cameras)), json.dumps(sorted(regions))]
     if types:
         clauses.append(f"type IN ({', '.join('?' * len(types))})")
         args.extend(types)
@@ -310,8 +316,9 @@ def _query(
     limit: int,
     offset: int,
     cameras: Collection[str] | None = None,
+    regions: Collection[str] = (),
 ) -> Page:
-    where, args = _filters(camera, types, source, since, until, open_only, cameras)
+    where, args = _filters(camera, types, source, since, until, open_only, cameras, regions)
     with transaction(db, write=True):  # one snapshot for the page and its total
         total = db.execute(f"SELECT COUNT(*) FROM events{where}", args).fetchone()[0]
         rows = db.execute(
@@ -482,10 +489,12 @@ class EventLog:
         limit: int = 100,
         offset: int = 0,
         cameras: Collection[str] | None = None,
+        regions: Collection[str] = (),
     ) -> Page:
-        """Events overlapping [since, until], newest start first; ``cameras``: only theirs."""
+        """Events overlapping [since, until], newest start first; ``cameras``: only theirs
+        (and, with ``regions``, those of other devices in these region subtrees)."""
         return await self._call(
-            _query, camera, types, source, since, until, open_only, limit, offset, cameras
+            _query, camera, types, source, since, until, open_only, limit, offset, cameras, regions
         )
 
     async def latest(self, camera: str, *, source: str | None = None) -> list[Record]:

@@ -261,8 +261,11 @@ async def _alarm_in_scope(
 async def _audit(
     gateway: GatewayDep, principal: Principal, action: Action, **detail: object
 ) -> None:
-    # No camera: the region is in the detail (the audit's region column follows cameras).
-    await gateway.audit.record(principal, action, detail=detail)
+    # No camera: the device's region scopes the entry, so scoped readers see their alarms.
+    region = detail.get("region")
+    await gateway.audit.record(
+        principal, action, region=region if isinstance(region, str) else None, detail=detail
+    )
 
 
 # --- devices ------------------------------------------------------------------------------

@@ -106,6 +106,7 @@ async def list_events(
         limit=limit,
         offset=offset,
         cameras=await visible_cameras(gateway, principal),
+        regions=principal.scope.regions or (),
     )
     return EventPage(
         items=[EventOut.of(r) for r in page.items], total=page.total, limit=limit, offset=offset
@@ -116,7 +117,18 @@ async def _visible_event(gateway: GatewayDep, principal: Principal, event_id: st
     """The event, if its camera is in the principal's scope; 404 as for a missing one."""
     record = await gateway.events.get(event_id)
     visible = await visible_cameras(gateway, principal)
-    if visible is not None and record.camera not in visible:
+    if visible is None:
+        return record
+    if record.camera is not None:
+        allowed = record.camera in visible
+    else:  # a device that is not a camera (an alarm box): judged by its region
+        region = record.data.get("region")
+        allowed = (
+            isinstance(region, str)
+            and bool(principal.scope.regions)
+            and (principal.scope.allows_region(region))
+        )
+    if not allowed:
         raise NotFound(f"event {event_id} does not exist")
     return record
 

@@ -175,6 +175,19 @@ def test_workflow_from_raise_to_close(site: Site, onboarded: str) -> None:
     assert alarm_id not in [a["id"] for a in operator.get("/api/v1/alarms").json()]
     actions = [e["action"] for e in site.admin.get("/api/v1/audit?limit=1000").json()["items"]]
     assert {"alarm_device_create", "alarm_ack", "alarm_close"} <= set(actions)
+    # Police scoped to the alarm's county read those entries; another county's do not.
+    region = site.admin.get(f"/api/v1/alarm-devices/{BOX}").json()["region"]
+    here = site.admin.user("police-here", "police", [region[:6]])
+    there = site.admin.user("police-there", "police", ["341503"])
+    seen_here = {e["action"] for e in here.get("/api/v1/audit?limit=1000").json()["items"]}
+    assert {"alarm_ack", "alarm_close"} <= seen_here
+    seen_there = {e["action"] for e in there.get("/api/v1/audit?limit=1000").json()["items"]}
+    assert not {"alarm_ack", "alarm_close"} & seen_there
+    # The same scoping holds for the alarm in the event history.
+    assert alarm_id in [e["id"] for e in here.get("/api/v1/events").json()["items"]]
+    assert here.get(f"/api/v1/events/{alarm_id}").status_code == 200
+    assert alarm_id not in [e["id"] for e in there.get("/api/v1/events").json()["items"]]
+    assert there.get(f"/api/v1/events/{alarm_id}").status_code == 404
 
 
 def test_drill_from_the_console_and_by_integrators(site: Site, onboarded: str) -> None:
