@@ -114,12 +114,19 @@ class MemoryBus:
 class RedisBus:
     """Events in the Redis Stream ``stream``, trimmed to about ``retain`` entries."""
 
-    def __init__(self, url: str, stream: str = "sharpeyes:events", retain: int = 100_000):
+    def __init__(
+        self,
+        url: str,
+        stream: str = "sharpeyes:events",
+        retain: int = 100_000,
+        block_ms: int = 5000,
+    ):
         from redis.asyncio import Redis
 
         self._redis = Redis.from_url(url)
         self.stream = stream
         self._retain = retain
+        self._block_ms = block_ms  # how long one XREAD waits for news
 
     async def publish(self, event: Event) -> Event:
         payload = replace(event, id="").to_json()
@@ -131,16 +138,27 @@ class RedisBus:
     async def subscribe(
         self, *, types: Collection[str] | None = None, after: str | None = None
     ) -> AsyncIterator[Event]:
-        cursor = after or "$"
+        # "$" means "after the newest entry at the moment of this XREAD": kept across calls
+        # it would skip whatever arrives between two reads. Pin it to a real id once.
+        cursor = after or await self._last_id()
         while True:
             # RESP2 reply shape: [(stream, [(id, {field: value}), ...])]
-            reply: Any = await self._redis.xread({self.stream: cursor}, block=5_000, count=100)
+            reply: Any = await self._redis.xread(
+                {self.stream: cursor}, block=self._block_ms, count=100
+            )
             for _stream, entries in reply or ():
                 for raw_id, fields in entries:
                     cursor = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
                     event = replace(Event.from_json(fields[b"event"]), id=cursor)
                     if types is None or event.type in types:
                         yield event
+
+    async def _last_id(self) -> str:
+        newest: Any = await self._redis.xrevrange(self.stream, count=1)
+        if not newest:
+            return "0-0"
+        raw_id = newest[0][0]
+        return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

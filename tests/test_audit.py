@@ -14,12 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import settings as config
-from gateway.app import Gateway, create_app
 from gateway.audit import Action, AuditQuery
 from gateway.auth.db import FILE_NAME
 from gateway.auth.principals import Role, Scope
-from tests.credentials import ADMIN_HEADERS
+from tests.inprocess import gateway_client, gateway_of
 
 SHARPEYES = Path(sys.executable).with_name("sharpeyes")
 DEMO = "11010500001320000001"
@@ -29,21 +27,9 @@ PASSWORD = "Zebra-Lamp-7731"
 
 @pytest.fixture
 async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = config.parse("hub: {probe_interval: 3600, idle_stop_after: 5}\n", environ={})
-    settings.data_dir = tmp_path / "data"
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gw", headers=ADMIN_HEADERS
-        ) as client:
-            client.gateway = app.state.gateway  # type: ignore[attr-defined]
-            yield client
-
-
-def gateway_of(http: httpx.AsyncClient) -> Gateway:
-    gateway: Gateway = http.gateway  # type: ignore[attr-defined]
-    return gateway
+    text = "hub: {probe_interval: 3600, idle_stop_after: 5}\n"
+    async with gateway_client(tmp_path / "data", text) as client:
+        yield client
 
 
 async def actions(http: httpx.AsyncClient) -> list[tuple[str, str | None, dict[str, object]]]:

@@ -95,3 +95,23 @@ async def test_memory_bus_slow_subscriber_does_not_block() -> None:
     # The queue kept the newest three; publishing never waited for the reader.
     assert (await waiter).data["n"] == 7
     assert [e.data["n"] for e in await take(stuck, 2)] == [8, 9]
+
+
+async def test_redis_subscriber_starts_after_the_newest_entry(redis_url: str) -> None:
+    """A new subscriber's cursor is pinned to the stream's newest id when it starts (not
+    "$" re-read at every XREAD, which loses events landing between two reads): it gets
+    nothing older and the very next event, on an empty and on a busy stream alike."""
+    bus = RedisBus(redis_url, stream="test:pinned-cursor", block_ms=50)
+    try:
+        for backlog in (0, 3):
+            for i in range(backlog):
+                await bus.publish(Event(type="old", source="s", data={"i": i}))
+            subscription = bus.subscribe()
+            first = asyncio.ensure_future(anext(subscription))
+            await asyncio.sleep(0.3)  # several empty reads go by
+            sent = await bus.publish(Event(type="new", source="s"))
+            got = await asyncio.wait_for(first, 5)
+            assert (got.id, got.type) == (sent.id, "new")
+            await subscription.aclose()
+    finally:
+        await bus.close()

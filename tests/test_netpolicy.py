@@ -14,8 +14,6 @@ import httpx
 import pytest
 
 from gateway import errors
-from gateway import settings as config
-from gateway.app import create_app
 from gateway.netpolicy import (
     DestinationRefused,
     IPAddress,
@@ -25,7 +23,7 @@ from gateway.netpolicy import (
     system_resolver,
 )
 from gateway.settings import SecuritySettings
-from tests.credentials import ADMIN_HEADERS
+from tests.inprocess import gateway_client
 
 GATEWAY_PORT = 8080
 EVIL = {
@@ -152,17 +150,9 @@ def test_ffmpeg_protocol_whitelist_refuses_local_files(tmp_path: Path) -> None:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> object:
-    settings = config.parse(
-        "demo: {enabled: false}\nregions: [{code: '110105', name: c}]", environ={}
-    )
-    settings.data_dir = tmp_path / "data"
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gw", headers=ADMIN_HEADERS
-        ) as http:
-            yield http
+    text = "demo: {enabled: false}\nregions: [{code: '110105', name: c}]"
+    async with gateway_client(tmp_path / "data", text) as http:
+        yield http
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,9 @@ results in the event log, on the bus, in the diagnosis and the metrics, over the
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,11 @@ import httpx
 import pytest
 from analytics_clips import ONSET, VTEST_RECIPES, make_fault
 
-from gateway import settings as config
-from gateway.app import Gateway, create_app
 from gateway.bus import Event, RedisBus
+from tests.inprocess import gateway_client, gateway_of
 from tests.test_bus import redis_url
 
 __all__ = ["redis_url"]  # the real Redis fixture of tests/test_bus.py
-
-TOKEN = "analytics-tests-" + secrets.token_urlsafe(24)  # the bootstrap admin's token
 
 DEMO_ID = "11010500001320000001"
 SILENT_ID = "11010600001320000002"
@@ -47,31 +42,6 @@ analytics:
   watch_interval: 0.5
   settle_seconds: 0.5
 """
-
-
-@pytest.fixture(autouse=True)
-def admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHARPEYES_ADMIN_TOKEN", TOKEN)
-
-
-@asynccontextmanager
-async def gateway_client(data: Path, text: str = CONFIG) -> AsyncIterator[httpx.AsyncClient]:
-    settings = config.parse(text, environ={})
-    settings.data_dir = data
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gw", headers=headers
-        ) as http:
-            http.gateway = app.state.gateway  # type: ignore[attr-defined]
-            yield http
-
-
-def gateway_of(http: httpx.AsyncClient) -> Gateway:
-    gateway: Gateway = http.gateway  # type: ignore[attr-defined]
-    return gateway
 
 
 async def until(

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import gateway_of
+from tests.inprocess import gateway_of
 
 DEMO_ID = "11010500001320000001"
 PASSWORD = "S3cret-Pa55!"

@@ -19,7 +19,6 @@ import pytest
 from adapters.rtsp import RtspSource
 from gateway import errors
 from gateway import settings as config
-from gateway.app import Gateway, create_app
 from gateway.auth.db import FILE_NAME
 from gateway.auth.principals import ADMIN_TOKEN_ENV, Role, Scope
 from gateway.catalog.models import Camera, Region, StreamSource
@@ -27,6 +26,7 @@ from gateway.catalog.store import CatalogStore
 from gateway.redact import redact
 from gateway.secretbox import KEY_ENV, SecretBox, SecretKeyError
 from tests.credentials import ADMIN_HEADERS, leaked
+from tests.inprocess import gateway_client, gateway_of
 
 Factory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -37,23 +37,11 @@ def gateway_app(tmp_path: Path) -> Factory:
     async def make(
         extra: str = "", headers: dict[str, str] | None = None
     ) -> AsyncIterator[httpx.AsyncClient]:
-        settings = config.parse("demo: {enabled: false}\n" + extra, environ={})
-        settings.data_dir = tmp_path / "data"
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://gw", headers=headers or {}
-            ) as http:
-                http.gateway = app.state.gateway  # type: ignore[attr-defined]
-                yield http
+        text = "demo: {enabled: false}\n" + extra
+        async with gateway_client(tmp_path / "data", text, headers=headers) as http:
+            yield http
 
     return make
-
-
-def gateway_of(http: httpx.AsyncClient) -> Gateway:
-    gateway: Gateway = http.gateway  # type: ignore[attr-defined]
-    return gateway
 
 
 # --- first start -----------------------------------------------------------------------------

@@ -24,10 +24,9 @@ import httpx
 import pytest
 
 from adapters.onvif import errors
-from gateway import settings as config
-from gateway.app import Gateway, create_app
 from gateway.bus import Event
-from tests.credentials import ADMIN_HEADERS, LOOPBACK
+from tests.credentials import LOOPBACK
+from tests.inprocess import gateway_client, gateway_of
 from tests.peers.onvif import NetNamespace, OnvifCamera
 from tests.peers.ports import free_port
 
@@ -39,29 +38,16 @@ REGION = "341502"
 
 @pytest.fixture
 async def client(tmp_path: Path, onvif_netns: NetNamespace) -> AsyncIterator[httpx.AsyncClient]:
-    settings = config.parse(
+    text = (
         "demo: {enabled: false}\n"
         "hub: {probe_interval: 3600, idle_stop_after: 1, open_timeout: 8, read_timeout: 8}\n"
         "onvif: {timeout: 5, pull_timeout: 1, subscription_ttl: 10, backoff_initial: 0.3,"
-        " backoff_max: 1, health_interval: 3600, discovery_timeout: 1}\n" + LOOPBACK,
-        environ={},
+        " backoff_max: 1, health_interval: 3600, discovery_timeout: 1}\n" + LOOPBACK
     )
-    settings.data_dir = tmp_path / "data"
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gw", timeout=30, headers=ADMIN_HEADERS
-        ) as http:
-            http.gateway = app.state.gateway  # type: ignore[attr-defined]
-            response = await http.post("/api/v1/regions", json={"code": REGION, "name": "金安区"})
-            assert response.status_code == 201, response.text
-            yield http
-
-
-def gateway_of(client: httpx.AsyncClient) -> Gateway:
-    gateway: Gateway = client.gateway  # type: ignore[attr-defined]
-    return gateway
+    async with gateway_client(tmp_path / "data", text, timeout=30) as http:
+        response = await http.post("/api/v1/regions", json={"code": REGION, "name": "金安区"})
+        assert response.status_code == 201, response.text
+        yield http
 
 
 def onboarding(camera: OnvifCamera, **overrides: Any) -> dict[str, Any]:

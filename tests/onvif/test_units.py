@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace as NS
 from typing import Any
 
-import httpx
 import zeep.exceptions
 
 from adapters.onvif import errors
@@ -16,12 +15,11 @@ from adapters.onvif.device import StreamProfile, choose_streams, without_userinf
 from adapters.onvif.discovery import annotate, parse_probe_matches
 from adapters.onvif.events import PullPointWatcher, normalise_topic, parse_notification
 from gateway import settings as config
-from gateway.app import create_app
 from gateway.bus import MemoryBus
 from gateway.catalog.models import Camera, OnvifInfo, Region, StreamSource
 from gateway.catalog.store import CatalogStore
 from gateway.eventlog import EventLog
-from tests.credentials import ADMIN_HEADERS
+from tests.inprocess import gateway_client
 
 WHERE = "192.0.2.1:80"
 
@@ -162,22 +160,15 @@ async def test_onvif_facts_are_kept_in_the_catalog(tmp_path: Path) -> None:
 
 
 async def test_a_camera_not_onboarded_through_onvif_says_so(tmp_path: Path) -> None:
-    settings = config.parse("hub: {probe_interval: 3600}\n", environ={})
-    settings.data_dir = tmp_path / "data"
-    app = create_app(settings)
-    demo = settings.demo.id
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gw", headers=ADMIN_HEADERS
-        ) as http:
-            for method, path in (
-                ("GET", f"/api/v1/cameras/{demo}/ptz/status"),
-                ("POST", f"/api/v1/cameras/{demo}/ptz/home"),
-                ("GET", f"/api/v1/cameras/{demo}/onvif"),
-            ):
-                response = await http.request(method, path)
-                assert response.status_code == 409, response.text
-                assert response.json()["code"] == "not_onvif_camera"
-            response = await http.post(f"/api/v1/cameras/{demo}/ptz/absolute", json={"pan": 2})
-            assert response.status_code == 422
+    demo = config.DemoSettings().id
+    async with gateway_client(tmp_path / "data", "hub: {probe_interval: 3600}\n") as http:
+        for method, path in (
+            ("GET", f"/api/v1/cameras/{demo}/ptz/status"),
+            ("POST", f"/api/v1/cameras/{demo}/ptz/home"),
+            ("GET", f"/api/v1/cameras/{demo}/onvif"),
+        ):
+            response = await http.request(method, path)
+            assert response.status_code == 409, response.text
+            assert response.json()["code"] == "not_onvif_camera"
+        response = await http.post(f"/api/v1/cameras/{demo}/ptz/absolute", json={"pan": 2})
+        assert response.status_code == 422

@@ -15,9 +15,8 @@ import httpx
 import pytest
 from aioice import ice as aioice_ice
 
-from gateway import settings as config
-from gateway.app import Gateway, create_app
-from tests.credentials import ADMIN_HEADERS, LOOPBACK
+from tests.credentials import LOOPBACK
+from tests.inprocess import gateway_client
 
 DEMO_ID = "11010500001320000001"  # the demo camera's default id
 RTSP_ID = "11010500001320000002"
@@ -45,25 +44,10 @@ def make_gateway(tmp_path: Path) -> GatewayFactory:
 
     @asynccontextmanager
     async def make(extra: str = "") -> AsyncIterator[httpx.AsyncClient]:
-        settings = config.parse(BASE + extra, environ={})
-        settings.data_dir = tmp_path / "data"
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport,
-                base_url="http://gw",
-                headers=ADMIN_HEADERS,
-            ) as http:
-                http.gateway = app.state.gateway  # type: ignore[attr-defined]
-                yield http
+        async with gateway_client(tmp_path / "data", BASE + extra) as http:
+            yield http
 
     return make
-
-
-def gateway_of(http: httpx.AsyncClient) -> Gateway:
-    gateway: Gateway = http.gateway  # type: ignore[attr-defined]
-    return gateway
 
 
 def demo(url: str) -> str:

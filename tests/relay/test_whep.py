@@ -15,9 +15,10 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
 from gateway.hub.stream import CameraStream
+from tests.inprocess import gateway_of
 from tests.peers.ports import free_port
 from tests.peers.rtsp import RtspServer
-from tests.relay.conftest import DEMO_ID, RTSP_ID, GatewayFactory, demo, gateway_of, rtsp_camera
+from tests.relay.conftest import DEMO_ID, RTSP_ID, GatewayFactory, demo, rtsp_camera
 from tests.relay.whep_client import DecoderTap, eventually, nal_digest, open_viewer
 
 # A camera with a 4 s GOP: without the cached GOP a new viewer would wait up to 4 s.
